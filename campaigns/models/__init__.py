@@ -1,0 +1,59 @@
+"""Typed models, one module per aggregate; importing this package registers them all."""
+
+from campaigns.models.accounts import ApiKey, AuditEntry, LoginAttempt, Role, User
+from campaigns.models.campaigns import (
+    CAMPAIGN_TRANSITIONS,
+    Automation,
+    AutomationStep,
+    AutomationTrigger,
+    Campaign,
+    CampaignStatus,
+)
+from campaigns.models.contacts import Contact, ContactStatus, Contract, ContractStatus
+from campaigns.models.deliveries import DELIVERY_TRANSITIONS, OPEN_STATES, Delivery, DeliveryState
+from campaigns.models.events import Conversion, Event, EventKind
+from campaigns.models.letters import (
+    Layout,
+    Letter,
+    LetterCategory,
+    LetterKind,
+    LetterVersion,
+    Link,
+    LinkKind,
+)
+from campaigns.models.segments import Segment, SegmentKind, SegmentMember
+
+__all__ = [
+    "CAMPAIGN_TRANSITIONS",
+    "DELIVERY_TRANSITIONS",
+    "OPEN_STATES",
+    "ApiKey",
+    "AuditEntry",
+    "Automation",
+    "AutomationStep",
+    "AutomationTrigger",
+    "Campaign",
+    "CampaignStatus",
+    "Contact",
+    "ContactStatus",
+    "Contract",
+    "ContractStatus",
+    "Conversion",
+    "Delivery",
+    "DeliveryState",
+    "Event",
+    "EventKind",
+    "Layout",
+    "Letter",
+    "LetterCategory",
+    "LetterKind",
+    "LetterVersion",
+    "Link",
+    "LinkKind",
+    "LoginAttempt",
+    "Role",
+    "Segment",
+    "SegmentKind",
+    "SegmentMember",
+    "User",
+]

@@ -1,0 +1,96 @@
+"""Campaigns (broadcasts) and automations (lifecycle rules per contract) with their states."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from campaigns.db import Base, created_at, intpk
+from campaigns.models.letters import LetterVersion
+from campaigns.models.segments import Segment
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+CAMPAIGN_TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    CampaignStatus.DRAFT: frozenset({CampaignStatus.SCHEDULED, CampaignStatus.CANCELLED}),
+    CampaignStatus.SCHEDULED: frozenset(
+        {CampaignStatus.RUNNING, CampaignStatus.DRAFT, CampaignStatus.CANCELLED}
+    ),
+    CampaignStatus.RUNNING: frozenset(
+        {CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
+    ),
+    CampaignStatus.PAUSED: frozenset({CampaignStatus.RUNNING, CampaignStatus.CANCELLED}),
+    CampaignStatus.COMPLETED: frozenset(),
+    CampaignStatus.CANCELLED: frozenset(),
+}
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint("holdout_percent >= 0 AND holdout_percent <= 50", name="holdout_range"),
+        Index("ix_campaigns_status_send_at", "status", "send_at"),
+    )
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(200))
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id"))
+    letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
+    status: Mapped[CampaignStatus] = mapped_column(String(20), default=CampaignStatus.DRAFT)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    send_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    holdout_percent: Mapped[int] = mapped_column(default=0)
+    priority: Mapped[int] = mapped_column(default=0)
+    rate_per_minute: Mapped[int | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[created_at]
+
+    segment: Mapped[Segment] = relationship()
+    letter_version: Mapped[LetterVersion] = relationship()
+
+
+class AutomationTrigger(StrEnum):
+    ON_START = "on_start"
+    BEFORE_END = "before_end"
+    ON_END = "on_end"
+    AFTER_END = "after_end"
+
+
+class Automation(Base):
+    """A lifecycle rule per contract; fires once per contract term and re-arms on renewal."""
+
+    __tablename__ = "automations"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    trigger: Mapped[AutomationTrigger] = mapped_column(String(20))
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
+    enabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[created_at]
+
+    steps: Mapped[list[AutomationStep]] = relationship(order_by="AutomationStep.offset_days")
+
+
+class AutomationStep(Base):
+    """One letter of an automation, `offset_days` from the trigger date (e.g. 60/30/7)."""
+
+    __tablename__ = "automation_steps"
+    __table_args__ = (UniqueConstraint("automation_id", "offset_days"),)
+
+    id: Mapped[intpk]
+    automation_id: Mapped[int] = mapped_column(ForeignKey("automations.id", ondelete="CASCADE"))
+    offset_days: Mapped[int]
+    letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))

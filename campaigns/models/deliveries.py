@@ -1,0 +1,74 @@
+"""The delivery ledger: one row per (campaign or automation step, contact, contract term)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from campaigns.db import Base, created_at, intpk
+
+
+class DeliveryState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    HELD_OUT = "held_out"
+    # The SMTP server may or may not have taken the letter: the connection died mid-send.
+    AMBIGUOUS = "ambiguous"
+
+
+DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
+    DeliveryState.QUEUED: frozenset(
+        {DeliveryState.SENDING, DeliveryState.SUPPRESSED, DeliveryState.FAILED}
+    ),
+    DeliveryState.SENDING: frozenset(
+        {
+            DeliveryState.SENT,
+            DeliveryState.FAILED,
+            DeliveryState.SUPPRESSED,
+            DeliveryState.QUEUED,  # released for retry (4xx, rate limit, shutdown)
+            DeliveryState.AMBIGUOUS,
+        }
+    ),
+    DeliveryState.SENT: frozenset(),
+    DeliveryState.FAILED: frozenset({DeliveryState.QUEUED}),  # "resend to failed"
+    DeliveryState.SUPPRESSED: frozenset(),
+    DeliveryState.HELD_OUT: frozenset(),
+    DeliveryState.AMBIGUOUS: frozenset(),
+}
+
+OPEN_STATES = frozenset({DeliveryState.QUEUED, DeliveryState.SENDING})
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # One letter per contact per campaign; one per contract term per automation step.
+        UniqueConstraint("campaign_id", "contact_id"),
+        UniqueConstraint("automation_step_id", "contract_id", "term"),
+        Index("ix_deliveries_campaign_id_state", "campaign_id", "state"),
+        Index("ix_deliveries_state_claimed_at", "state", "claimed_at"),
+    )
+
+    id: Mapped[intpk]
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    automation_step_id: Mapped[int | None] = mapped_column(ForeignKey("automation_steps.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
+    term: Mapped[int | None]
+    # The segment the letter was sent for: reports stay stable when segments change later.
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), index=True)
+    letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    state: Mapped[DeliveryState] = mapped_column(String(20), default=DeliveryState.QUEUED)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[created_at]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]

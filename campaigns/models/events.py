@@ -1,0 +1,57 @@
+"""What customers did with their letters (events) and the renewals they made (conversions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from campaigns.db import Base, intpk, json_dict, utcnow
+
+
+class EventKind(StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+    RENEWAL_CLICK = "renewal_click"
+    ACKNOWLEDGMENT = "acknowledgment"
+    UNSUBSCRIBE = "unsubscribe"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_delivery_id_kind", "delivery_id", "kind"),)
+
+    id: Mapped[intpk]
+    kind: Mapped[EventKind] = mapped_column(String(20))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id"))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    # True when a proxy or scanner (not a person) most likely caused the event.
+    is_machine: Mapped[bool] = mapped_column(default=False)
+    detail: Mapped[json_dict]
+
+
+class Conversion(Base):
+    """A renewal, attributed to the delivery that earned it."""
+
+    __tablename__ = "conversions"
+
+    id: Mapped[intpk]
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(20), default="api")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
