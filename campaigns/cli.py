@@ -1,0 +1,223 @@
+"""The `campaigns` command: run everything, or each part separately in production."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from sqlalchemy import func, select
+
+from campaigns import accounts, demo, schema
+from campaigns.config import Settings
+from campaigns.db import Database, utcnow
+from campaigns.errors import CampaignsError
+from campaigns.localservices import RedisServer, SMTPCatcher, port_open
+from campaigns.models import Contact, Role, User
+
+DEMO_ADMIN = "admin@example.com"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except CampaignsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """Outbound communications and campaign manager for contracts and service plans."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP line
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (creates the SQLite file on first run)."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(settings.database_url)
+    click.echo("database is at the latest revision")
+
+
+@main.group()
+def users() -> None:
+    """Admin users."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value)
+@click.password_option()
+def users_create(email: str, name: str, role: str, password: str) -> None:
+    """Create a user who can log in to the admin."""
+    database = Database(_settings().database_url)
+    try:
+        with database.unit_of_work() as session:
+            user = accounts.create_user(session, email, password, role=Role(role), name=name)
+            click.echo(f"created {user.role} {user.email}")
+    except CampaignsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--processes", default=1, show_default=True)
+@click.option("--threads", default=4, show_default=True)
+def worker(processes: int, threads: int) -> None:
+    """Run Dramatiq workers that send letters (scale out: run more on other machines)."""
+    _settings()
+    args = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
+            "--threads", str(threads)]  # fmt: skip
+    os.execvp(args[0], args)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run a single tick and exit.")
+def scheduler(once: bool) -> None:
+    """Launch due campaigns every TICK_SECONDS (safe to run on several machines)."""
+    _settings()
+    from workers import scheduler as loop
+
+    if once:
+        click.echo(f"launched {loop.tick()} campaign(s)")
+    else:
+        loop.run_forever()
+
+
+@main.command()
+def web() -> None:
+    """Serve the admin, the public endpoints and the API with waitress."""
+    from waitress import serve
+
+    from campaigns.web import create_app
+
+    settings = _settings()
+    serve(create_app(settings), host=settings.web_host, port=settings.web_port, threads=8,
+          ident="campaigns")  # fmt: skip
+
+
+@main.command("demo")
+def demo_command() -> None:
+    """Load demo contacts, letters and a campaign scheduled for now."""
+    settings = _settings()
+    database = Database(settings.database_url)
+    with database.unit_of_work() as session:
+        campaign = demo.load(session, today=utcnow().date(), now=utcnow())
+        click.echo(f"demo loaded; campaign {campaign.name!r} is scheduled for now")
+
+
+@main.command()
+@click.option("--demo/--no-demo", "with_demo", default=True, show_default=True,
+              help="Load demo data into an empty database.")  # fmt: skip
+def run(with_demo: bool) -> None:
+    """Set up and start everything in one process group: web, worker, scheduler, mail catcher."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CAMPAIGNS_DATA_DIR=str(settings.data_dir),
+               DATABASE_URL=settings.database_url)  # fmt: skip
+    services: list[RedisServer | SMTPCatcher] = []
+    redis = urlsplit(settings.redis_url)
+    host, port = redis.hostname or "127.0.0.1", redis.port or 6379
+    if not port_open(host, port):
+        if host not in ("127.0.0.1", "localhost"):
+            raise click.ClickException(f"Redis at {settings.redis_url} does not answer")
+        click.echo(f"starting redis-server on {host}:{port}")
+        services.append(RedisServer(port=port, directory=settings.data_dir / "redis").start())
+    schema.upgrade(settings.database_url)
+    login = _ensure_admin(settings, with_demo=with_demo)
+    if not settings.smtp_url:
+        catcher = SMTPCatcher(maildir=settings.outbox_dir).start()
+        services.append(catcher)
+        env["SMTP_URL"] = catcher.url
+        click.echo(f"no SMTP_URL: letters go to the local catcher ({catcher.url}), see Outbox")
+    children = [
+        subprocess.Popen([sys.executable, "-m", "campaigns.cli", part], env=env)
+        for part in ("web", "worker", "scheduler")
+    ]
+    url = f"http://{settings.web_host}:{settings.web_port}/"
+    for _ in range(100):
+        if port_open(settings.web_host, settings.web_port):
+            break
+        time.sleep(0.1)
+    click.echo("")
+    click.echo(f"  Admin:  {url}")
+    click.echo(f"  Login:  {login}")
+    click.echo("  Stop:   Ctrl-C")
+    click.echo("")
+    _supervise(children, services)
+
+
+def _ensure_admin(settings: Settings, *, with_demo: bool) -> str:
+    """Create the first admin (and demo data) on an empty database; say how to log in."""
+    database = Database(settings.database_url)
+    secret_file = settings.data_dir / "admin-password.txt"
+    try:
+        with database.unit_of_work() as session:
+            if session.scalar(select(func.count(User.id))) == 0:
+                password = secrets.token_urlsafe(12)
+                accounts.create_user(session, DEMO_ADMIN, password, role=Role.ADMIN, name="Admin")
+                secret_file.write_text(password + "\n")
+                secret_file.chmod(0o600)
+            if with_demo and session.scalar(select(func.count(Contact.id))) == 0:
+                demo.load(session, today=utcnow().date(), now=utcnow())
+    finally:
+        database.dispose()
+    if secret_file.exists():
+        return f"{DEMO_ADMIN} / {secret_file.read_text().strip()}  (from {_short(secret_file)})"
+    return "an existing user (create one with `campaigns users create`)"
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _supervise(
+    children: list[subprocess.Popen[bytes]], services: list[RedisServer | SMTPCatcher]
+) -> None:
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                click.echo(f"a part exited with code {child.returncode}; stopping", err=True)
+                stopping, exit_code = True, 1
+        time.sleep(0.3)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    for service in services:
+        service.stop()
+    sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Demo data: a few customers with contracts, the four stock letters, and a campaign to send."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from campaigns import contacts, letters, scheduling, segments
+from campaigns.models import Campaign, LetterCategory, LetterKind
+
+STOCK_DIR = Path(__file__).resolve().parent.parent / "templates" / "letters"
+
+# (file, letter name, kind, category, subject); the file names are ours, never user input.
+STOCK_LETTERS = [
+    ("welcome.html", "Welcome", LetterKind.WELCOME, LetterCategory.SERVICE,
+     "Welcome to {{ contract.product }}"),
+    ("expiry.html", "Expiry reminder", LetterKind.EXPIRY, LetterCategory.SERVICE,
+     "Your {{ contract.product }} cover ends on {{ contract.ends_on }}"),
+    ("renewal.html", "Renewal offer", LetterKind.RENEWAL, LetterCategory.MARKETING,
+     "Keep your {{ contract.product }} cover"),
+    ("policy.html", "Policy re-statement", LetterKind.POLICY, LetterCategory.LEGAL,
+     "Our support terms, re-stated"),
+]  # fmt: skip
+
+PEOPLE = [
+    ("ada.lovelace@example.com", "Ada", "Lovelace", "Premium Support", 20),
+    ("alan.turing@example.com", "Alan", "Turing", "Extended Warranty", 45),
+    ("grace.hopper@example.com", "Grace", "Hopper", "Premium Support", 7),
+    ("edsger.dijkstra@example.com", "Edsger", "Dijkstra", "Service Plan Basic", 200),
+    ("barbara.liskov@example.com", "Barbara", "Liskov", "Extended Warranty", 90),
+    ("ken.thompson@example.com", "Ken", "Thompson", "Premium Support", 31),
+]
+
+
+def load(session: Session, *, today: date, now: datetime) -> Campaign:
+    """Create the demo data and schedule its first campaign for `now`; return it."""
+    layout = letters.create_layout(session, "Standard", (STOCK_DIR / "layout.html").read_text())
+    versions = {}
+    for filename, name, kind, category, subject in STOCK_LETTERS:
+        letter = letters.create_letter(session, name, kind=kind, category=category)
+        versions[kind] = letters.add_version(
+            session, letter.id, subject=subject, html=(STOCK_DIR / filename).read_text(),
+            layout_id=layout.id,
+        )  # fmt: skip
+    for email, first, last, product, days_left in PEOPLE:
+        contact = contacts.create_contact(
+            session, email, first_name=first, last_name=last,
+            customer_since=today - timedelta(days=400 + days_left),
+        )  # fmt: skip
+        contacts.add_contract(
+            session, contact.id, product=product, plan="Annual",
+            starts_on=today - timedelta(days=365 - days_left),
+            ends_on=today + timedelta(days=days_left), price=Decimal("480.00"),
+            renewal_url=f"https://shop.example.com/renew/{contact.id}",
+            service_points=days_left // 10,
+        )  # fmt: skip
+    everyone = segments.create_segment(
+        session, "All active contacts", rules=segments.ALL_ACTIVE_CONTACTS,
+        description="Every contact who has not unsubscribed, bounced or complained.",
+    )  # fmt: skip
+    segments.create_segment(
+        session, "Cover ending within 60 days",
+        rules={"match": "all", "conditions": [
+            {"field": "contact.status", "op": "eq", "value": "active"},
+            {"field": "contract.status", "op": "eq", "value": "active"},
+            {"field": "contract.ends_on", "op": "lte", "value": {"days_from_today": 60}},
+        ]},
+    )  # fmt: skip
+    campaign = scheduling.create_campaign(
+        session, "Policy re-statement (demo)", segment_id=everyone.id,
+        letter_version_id=versions[LetterKind.POLICY].id,
+    )  # fmt: skip
+    scheduling.schedule(session, campaign.id, send_at=now)
+    return campaign

@@ -1,0 +1,257 @@
+"""Letters and their immutable versions: validation, CSS inlining once, links, text part."""
+
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import re
+from datetime import date
+from html.parser import HTMLParser
+from typing import Any
+
+from premailer import Premailer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaigns import rendering
+from campaigns.errors import NotFound, TemplateError, ValidationError
+from campaigns.models import (
+    Layout,
+    Letter,
+    LetterCategory,
+    LetterKind,
+    LetterVersion,
+    Link,
+    LinkKind,
+)
+
+_JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"xjinja(\d+)x")
+_HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
+_BODY_SLOT = re.compile(r"{{\s*body\s*}}")
+PIXEL = '<img src="{{ open_pixel_url }}" width="1" height="1" alt="" style="display:block">'
+
+# Merge fields that need a stored part of the letter, by category and kind.
+REQUIRED_BY_CATEGORY = {LetterCategory.MARKETING: "unsubscribe_url"}
+REQUIRED_BY_KIND = {LetterKind.RENEWAL: "renewal_url"}
+
+
+def create_layout(session: Session, name: str, html: str) -> Layout:
+    """Create a layout; it must contain `{{ body }}` where each letter goes."""
+    if not _BODY_SLOT.search(html):
+        raise ValidationError(
+            "a layout must contain {{ body }} where the letter goes", field="html"
+        )
+    rendering.parse(html, field="layout")
+    layout = Layout(name=name.strip(), html=html)
+    session.add(layout)
+    session.flush()
+    return layout
+
+
+def create_letter(
+    session: Session, name: str, *, kind: LetterKind, category: LetterCategory
+) -> Letter:
+    name = name.strip()
+    if not name:
+        raise ValidationError("a letter needs a name", field="name")
+    if session.scalar(select(Letter.id).where(Letter.name == name)) is not None:
+        raise ValidationError(f"a letter named {name!r} already exists", field="name")
+    letter = Letter(name=name, kind=LetterKind(kind), category=LetterCategory(category))
+    session.add(letter)
+    session.flush()
+    return letter
+
+
+def add_version(
+    session: Session,
+    letter_id: int,
+    *,
+    subject: str,
+    html: str,
+    text: str | None = None,
+    layout_id: int | None = None,
+    created_by_id: int | None = None,
+) -> LetterVersion:
+    """Validate and store a new immutable version; CSS is inlined here, once."""
+    letter = get_letter(session, letter_id)
+    layout = session.get(Layout, layout_id) if layout_id is not None else None
+    if layout_id is not None and layout is None:
+        raise ValidationError(f"no layout #{layout_id}", field="layout_id")
+    subject = subject.strip()
+    if not subject:
+        raise ValidationError("the subject is empty", field="subject")
+    if "\r" in subject or "\n" in subject or len(subject) > 500:
+        raise ValidationError("the subject must be one line of at most 500 characters",
+                              field="subject")  # fmt: skip
+    used = rendering.variables_used(subject, field="subject")
+    used |= rendering.variables_used(html, field="html")
+    if text:
+        used |= rendering.variables_used(text, field="text")
+    if layout is not None:
+        used |= rendering.variables_used(layout.html, field="layout")
+    for needed, why in (
+        (REQUIRED_BY_CATEGORY.get(letter.category), f"{letter.category} letters"),
+        (REQUIRED_BY_KIND.get(letter.kind), f"{letter.kind} letters"),
+    ):
+        if needed and needed not in used:
+            raise ValidationError(f"{why} must contain a link to {{{{ {needed} }}}}", field="html")
+
+    compiled_html, urls = compile_html(html, layout.html if layout else None)
+    compiled_text = text if text else html_to_text(compiled_html)
+    number = (session.scalar(
+        select(func.max(LetterVersion.number)).where(LetterVersion.letter_id == letter.id)
+    ) or 0) + 1  # fmt: skip
+    version = LetterVersion(
+        letter_id=letter.id, number=number, layout_id=layout_id, subject=subject,
+        html_source=html, text_source=text, compiled_html=compiled_html,
+        compiled_text=compiled_text, created_by_id=created_by_id,
+    )  # fmt: skip
+    session.add(version)
+    session.flush()
+    session.add_all(
+        Link(version_id=version.id, position=i, url=url, kind=LinkKind.REGULAR)
+        for i, url in enumerate(urls)
+    )
+    session.flush()
+    # Render once with sample data so errors that only show at run time surface now.
+    rendering.render_version(
+        -version.id, subject=subject, html=compiled_html, text=compiled_text,
+        context=sample_context(len(urls)),
+    )  # fmt: skip
+    return version
+
+
+def compile_html(body: str, layout: str | None) -> tuple[str, list[str]]:
+    """Join body and layout, inline CSS, and point every literal link at its stored position.
+
+    Jinja tags are swapped for inert placeholders while premailer parses the HTML, so merge
+    fields survive inlining untouched (even inside attributes).
+    """
+    source = _BODY_SLOT.sub(lambda _: body, layout) if layout else body
+    tags: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return f"xjinja{len(tags) - 1}x"
+
+    protected = _JINJA.sub(protect, source)
+    try:
+        inlined = Premailer(
+            protected, keep_style_tags=False, strip_important=False, disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL, allow_network=False,
+            disable_link_rewrites=True,
+        ).transform()  # fmt: skip
+    except Exception as exc:  # premailer raises bare lxml/cssutils errors
+        raise TemplateError(f"html: the HTML or CSS could not be processed: {exc}",
+                            field="html") from None  # fmt: skip
+
+    urls: list[str] = []
+
+    def track(match: re.Match[str]) -> str:
+        url = html_lib.unescape(match.group(1))
+        if _PLACEHOLDER.search(url):
+            return match.group(0)  # built from merge fields: cannot be stored, left as is
+        urls.append(url)
+        return f'href="{{{{ link_url({len(urls) - 1}) }}}}"'
+
+    tracked = _HREF.sub(track, inlined)
+    if "</body>" in tracked:
+        tracked = tracked.replace("</body>", PIXEL + "</body>", 1)
+    else:
+        tracked += PIXEL
+    restored = _PLACEHOLDER.sub(lambda m: tags[int(m.group(1))], tracked)
+    return restored, urls
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "li", "table", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self.skip += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self.href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self.skip = max(0, self.skip - 1)
+        elif tag in ("p", "h1", "h2", "h3", "h4", "table"):
+            self.parts.append("\n")
+        if tag == "a" and self.href:
+            self.parts.append(f" ({self.href})")
+            self.href = None
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(compiled_html: str) -> str:
+    """Generate the plain-text alternative from the compiled HTML (merge fields kept)."""
+    without_pixel = compiled_html.replace(PIXEL, "")
+    extractor = _TextExtractor()
+    extractor.feed(without_pixel)
+    text = "".join(extractor.parts)
+    lines = [line.strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def sample_context(link_count: int = 0) -> dict[str, Any]:
+    """A context with plausible values, for previews and validation renders."""
+    return {
+        "contact": {"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe",
+                    "name": "Jane Doe", "locale": "en", "attributes": {}},
+        "contract": {"product": "Premium Support", "plan": "Annual", "ends_on": date(2027, 1, 31),
+                     "starts_on": date(2026, 2, 1), "price": "480.00", "currency": "EUR",
+                     "service_points": 12, "attributes": {}},
+        "unsubscribe_url": "https://example.com/u/preview",
+        "renewal_url": "https://example.com/r/preview",
+        "open_pixel_url": "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+        "link_url": lambda i: f"#link-{i}",
+        "sender_name": "Customer Care",
+    }  # fmt: skip
+
+
+def preview(version: LetterVersion) -> rendering.Rendered:
+    return rendering.render_version(
+        version.id, subject=version.subject, html=version.compiled_html,
+        text=version.compiled_text, context=sample_context(len(version.links)),
+    )  # fmt: skip
+
+
+def get_letter(session: Session, letter_id: int) -> Letter:
+    letter = session.get(Letter, letter_id)
+    if letter is None:
+        raise NotFound(f"no letter #{letter_id}")
+    return letter
+
+
+def get_version(session: Session, version_id: int) -> LetterVersion:
+    version = session.get(LetterVersion, version_id)
+    if version is None:
+        raise NotFound(f"no letter version #{version_id}")
+    return version
+
+
+def list_letters(session: Session) -> list[Letter]:
+    return list(session.scalars(select(Letter).order_by(Letter.name)))
+
+
+def list_versions(session: Session) -> list[LetterVersion]:
+    query = select(LetterVersion).join(Letter).order_by(Letter.name, LetterVersion.number.desc())
+    return list(session.scalars(query))
+
+
+def list_layouts(session: Session) -> list[Layout]:
+    return list(session.scalars(select(Layout).order_by(Layout.name)))

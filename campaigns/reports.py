@@ -1,0 +1,68 @@
+"""Results per campaign and per segment: audience, sent, failed, opened, clicked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, case, distinct, func, select
+from sqlalchemy.orm import Session
+
+from campaigns.models import Campaign, Delivery, DeliveryState, Event, EventKind, Segment
+
+
+@dataclass(frozen=True)
+class FunnelRow:
+    campaign_id: int
+    campaign: str
+    segment: str
+    audience: int
+    sent: int
+    failed: int
+    suppressed: int
+    held_out: int
+    opened: int
+    clicked: int
+
+    @property
+    def open_rate(self) -> float:
+        return self.opened / self.sent if self.sent else 0.0
+
+    @property
+    def click_rate(self) -> float:
+        return self.clicked / self.sent if self.sent else 0.0
+
+
+def _count_state(state: DeliveryState) -> ColumnElement[int]:
+    return func.count(distinct(case((Delivery.state == state, Delivery.id))))
+
+
+def _count_event(kind: EventKind) -> ColumnElement[int]:
+    # Distinct deliveries with at least one human event of this kind.
+    return func.count(distinct(case((Event.kind == kind, Event.delivery_id))))
+
+
+def campaign_funnels(session: Session, *, campaign_id: int | None = None) -> list[FunnelRow]:
+    """One row per campaign and the segment its letters were sent for."""
+    query = (
+        select(
+            Campaign.id,
+            Campaign.name,
+            Segment.name,
+            func.count(distinct(Delivery.id)),
+            _count_state(DeliveryState.SENT),
+            _count_state(DeliveryState.FAILED),
+            _count_state(DeliveryState.SUPPRESSED),
+            _count_state(DeliveryState.HELD_OUT),
+            _count_event(EventKind.OPEN),
+            _count_event(EventKind.CLICK),
+        )  # fmt: skip
+        .select_from(Delivery)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .join(Segment, Segment.id == Delivery.segment_id)
+        .outerjoin(Event, and_(Event.delivery_id == Delivery.id, Event.is_machine.is_(False)))
+        .group_by(Campaign.id, Campaign.name, Segment.name)
+        .order_by(Campaign.id.desc(), Segment.name)
+    )
+    if campaign_id is not None:
+        query = query.where(Campaign.id == campaign_id)
+    return [FunnelRow(*tuple(row)) for row in session.execute(query)]

@@ -1,0 +1,185 @@
+"""Campaign lifecycle: create, schedule, launch (compare-and-set), pause, resume, finish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from campaigns import audience, letters, segments
+from campaigns.errors import InvalidTransition, NotFound, ValidationError
+from campaigns.models import (
+    CAMPAIGN_TRANSITIONS,
+    OPEN_STATES,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryState,
+)
+
+DEFAULT_MAX_LATENESS = timedelta(hours=24)
+
+
+def create_campaign(
+    session: Session,
+    name: str,
+    *,
+    segment_id: int,
+    letter_version_id: int,
+    holdout_percent: int = 0,
+    created_by_id: int | None = None,
+) -> Campaign:
+    """Create a draft broadcast of one letter version to one segment."""
+    if not name.strip():
+        raise ValidationError("a campaign needs a name", field="name")
+    if not 0 <= holdout_percent <= 50:
+        raise ValidationError("the holdout must be between 0 and 50 percent", field="holdout")
+    segments.get_segment(session, segment_id)
+    letters.get_version(session, letter_version_id)
+    campaign = Campaign(
+        name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
+        holdout_percent=holdout_percent, created_by_id=created_by_id,
+        status=CampaignStatus.DRAFT,
+    )  # fmt: skip
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign #{campaign_id}")
+    return campaign
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.id.desc())))
+
+
+def _move(
+    session: Session, campaign: Campaign, to: CampaignStatus, *, reason: str = ""
+) -> Campaign:
+    """Change status through the transition table, guarded by a compare-and-set.
+
+    The CAS (`WHERE status = <what we read>`) makes concurrent movers safe: only one of two
+    schedulers, or a scheduler and an admin, wins; the loser gets InvalidTransition.
+    """
+    current = CampaignStatus(campaign.status)
+    if to not in CAMPAIGN_TRANSITIONS[current]:
+        raise InvalidTransition(f"a {current} campaign cannot become {to}")
+    values: dict[str, object] = {"status": to, "status_reason": reason}
+    result = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise InvalidTransition(f"campaign #{campaign.id} changed meanwhile; reload and retry")
+    session.refresh(campaign)
+    return campaign
+
+
+def schedule(session: Session, campaign_id: int, *, send_at: datetime) -> Campaign:
+    """Schedule a draft campaign; the scheduler launches it once `send_at` has come."""
+    campaign = get_campaign(session, campaign_id)
+    campaign.send_at = send_at
+    return _move(session, campaign, CampaignStatus.SCHEDULED)
+
+
+def pause(session: Session, campaign_id: int, *, reason: str = "paused by a user") -> Campaign:
+    """Stop claiming new rows; letters already handed to SMTP finish."""
+    return _move(session, get_campaign(session, campaign_id), CampaignStatus.PAUSED, reason=reason)
+
+
+def resume(session: Session, campaign_id: int) -> list[list[int]]:
+    """Resume a paused campaign; return the batches of still-queued rows to enqueue."""
+    campaign = _move(session, get_campaign(session, campaign_id), CampaignStatus.RUNNING)
+    return queued_batches(session, campaign.id)
+
+
+def cancel(session: Session, campaign_id: int) -> Campaign:
+    """Cancel: nothing more is sent; queued rows stay queued and are never claimed."""
+    campaign = get_campaign(session, campaign_id)
+    return _move(session, campaign, CampaignStatus.CANCELLED, reason="cancelled by a user")
+
+
+@dataclass(frozen=True)
+class Launch:
+    campaign_id: int
+    added: int
+    batches: list[list[int]]
+
+
+def launch_due(
+    session: Session,
+    *,
+    now: datetime,
+    batch_size: int = 200,
+    max_lateness: timedelta = DEFAULT_MAX_LATENESS,
+) -> list[Launch]:
+    """Launch every scheduled campaign whose time has come; safe when several ticks run.
+
+    A campaign more than `max_lateness` overdue (a restored backup, a long outage) is not
+    sent automatically: it goes back to draft with the reason shown in the admin.
+    """
+    due = session.scalars(
+        select(Campaign)
+        .where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.send_at <= now)
+        .order_by(Campaign.priority.desc(), Campaign.send_at)
+    ).all()
+    launched = []
+    for campaign in due:
+        try:
+            if campaign.send_at is not None and now - campaign.send_at > max_lateness:
+                _move(session, campaign, CampaignStatus.DRAFT, reason=(
+                    f"not sent: it was due {campaign.send_at:%Y-%m-%d %H:%M} UTC, more than "
+                    f"{max_lateness} ago; check it and schedule it again"
+                ))  # fmt: skip
+                continue
+            _move(session, campaign, CampaignStatus.RUNNING)
+        except InvalidTransition:
+            continue  # another tick got there first
+        campaign.started_at = now
+        added = audience.materialise(session, campaign, now=now)
+        launched.append(Launch(campaign.id, added, queued_batches(session, campaign.id,
+                                                                  size=batch_size)))  # fmt: skip
+        complete_if_done(session, campaign.id, now=now)
+    return launched
+
+
+def queued_batches(session: Session, campaign_id: int, *, size: int = 200) -> list[list[int]]:
+    """Return the campaign's queued ledger ids in batches of `size`."""
+    ids = list(session.scalars(
+        select(Delivery.id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.state == DeliveryState.QUEUED)
+        .order_by(Delivery.id)
+    ))  # fmt: skip
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def complete_if_done(session: Session, campaign_id: int, *, now: datetime) -> bool:
+    """Mark a running campaign completed once no row is queued or sending."""
+    still_open = session.scalar(
+        select(exists().where(Delivery.campaign_id == campaign_id, Delivery.state.in_(OPEN_STATES)))
+    )
+    if still_open:
+        return False
+    result = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.RUNNING)
+        .values(status=CampaignStatus.COMPLETED, completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+def is_sending(session: Session, campaign_id: int | None) -> bool:
+    """Whether rows of this campaign may be claimed (automation rows always may)."""
+    if campaign_id is None:
+        return True
+    status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    return status == CampaignStatus.RUNNING

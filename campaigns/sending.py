@@ -1,0 +1,258 @@
+"""Send a batch of ledger rows: claim atomically, re-check suppression, render, send, record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from campaigns import audience, rendering, scheduling
+from campaigns.config import Settings
+from campaigns.db import Database, utcnow
+from campaigns.errors import ValidationError
+from campaigns.mailer import (
+    AmbiguousSendError,
+    Letter,
+    Mailer,
+    PermanentSendError,
+    TransientSendError,
+    build_message,
+    new_message_id,
+)
+from campaigns.models import (
+    Contact,
+    Contract,
+    Delivery,
+    DeliveryState,
+    LetterCategory,
+    LetterVersion,
+)
+from campaigns.tracking import Tokens
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class BatchResult:
+    """What happened to the rows of one batch; `retry` holds ids released for a later try."""
+
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    ambiguous: int = 0
+    skipped: int = 0
+    retry: list[int] = field(default_factory=list)
+
+
+def claim(session: Session, delivery_ids: list[int], *, now: datetime) -> list[int]:
+    """Move queued rows to sending and return those this caller won.
+
+    `UPDATE … WHERE state = 'queued'` is atomic on SQLite and PostgreSQL, so a message
+    delivered twice, or two workers on the same batch, never send a row twice.
+    """
+    if not delivery_ids:
+        return []
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.QUEUED)
+        .values(state=DeliveryState.SENDING, claimed_at=now, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(row[0] for row in result)
+
+
+def finish(
+    session: Session, delivery_id: int, state: DeliveryState, *, reason: str = "",
+    message_id: str | None = None, now: datetime | None = None,
+) -> None:  # fmt: skip
+    """Record the outcome of a row that is `sending`."""
+    values: dict[str, Any] = {"state": state, "reason": reason[:2000]}
+    if state == DeliveryState.SENT:
+        values.update(message_id=message_id, sent_at=now or utcnow())
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def suppression_reason(contact: Contact, category: LetterCategory) -> str | None:
+    """Why this contact must not get a letter of this category now, or None."""
+    if contact.status in audience.SUPPRESSED_STATUSES[category]:
+        return f"contact is {contact.status}"
+    return None
+
+
+def letter_context(
+    delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
+    *, settings: Settings, tokens: Tokens,
+) -> dict[str, Any]:  # fmt: skip
+    """The merge fields of one letter: plain values only, never ORM objects."""
+    base = settings.public_url
+    links = {link.position: link.id for link in version.links}
+
+    def link_url(position: int) -> str:
+        return f"{base}/c/{tokens.sign('click', delivery.id, links[position])}"
+
+    return {
+        "contact": {"email": contact.email, "first_name": contact.first_name,
+                    "last_name": contact.last_name, "name": contact.display_name,
+                    "locale": contact.locale, "attributes": dict(contact.attributes)},
+        "contract": None if contract is None else {
+            "product": contract.product, "plan": contract.plan, "starts_on": contract.starts_on,
+            "ends_on": contract.ends_on, "price": str(contract.price),
+            "currency": contract.currency, "service_points": contract.service_points,
+            "attributes": dict(contract.attributes)},
+        "unsubscribe_url": f"{base}/u/{tokens.sign('unsubscribe', delivery.id)}",
+        "renewal_url": (contract.renewal_url or "") if contract else "",
+        "open_pixel_url": f"{base}/o/{tokens.sign('open', delivery.id)}.gif",
+        "link_url": link_url,
+        "sender_name": settings.sender_name,
+    }  # fmt: skip
+
+
+def compose(
+    session: Session, delivery: Delivery, *, settings: Settings, tokens: Tokens
+) -> EmailMessage:
+    """Render the letter of one ledger row into a MIME message with a fresh Message-ID."""
+    contact = session.get_one(Contact, delivery.contact_id)
+    version = session.get_one(LetterVersion, delivery.letter_version_id)
+    contract = session.get(Contract, delivery.contract_id) if delivery.contract_id else None
+    context = letter_context(delivery, contact, contract, version, settings=settings,
+                             tokens=tokens)  # fmt: skip
+    rendered = rendering.render_version(
+        version.id, subject=version.subject, html=version.compiled_html,
+        text=version.compiled_text, context=context,
+    )  # fmt: skip
+    headers: list[tuple[str, str]] = []
+    if version.letter.category == LetterCategory.MARKETING:
+        headers += [
+            ("List-Unsubscribe", f"<{context['unsubscribe_url']}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
+    letter = Letter(
+        sender_name=settings.sender_name, sender_email=settings.sender_email, to=delivery.email,
+        subject=rendered.subject, html=rendered.html, text=rendered.text, headers=tuple(headers),
+    )  # fmt: skip
+    return build_message(letter, message_id=new_message_id(settings.sender_domain))
+
+
+def deliver_batch(
+    db: Database,
+    delivery_ids: list[int],
+    *,
+    mailer: Mailer,
+    settings: Settings,
+    now: Callable[[], datetime] = utcnow,
+) -> BatchResult:
+    """Claim and send a batch of ledger rows; each outcome is committed as it happens.
+
+    This is the one domain function that owns its transactions: a letter's outcome must be
+    on disk before the next letter goes, so a crash loses at most one letter's record.
+    """
+    tokens = Tokens(settings.secret_key)
+    result = BatchResult()
+    with db.unit_of_work() as session:
+        claimed = claim(session, delivery_ids, now=now())
+    result.skipped = len(delivery_ids) - len(claimed)
+    campaigns: set[int] = set()
+    for index, delivery_id in enumerate(claimed):
+        with db.unit_of_work() as session:
+            delivery = session.get_one(Delivery, delivery_id)
+            if delivery.campaign_id is not None:
+                campaigns.add(delivery.campaign_id)
+            if not scheduling.is_sending(session, delivery.campaign_id):
+                # Paused or cancelled since the batch was enqueued: hand the row back.
+                _release(session, delivery_id)
+                result.skipped += 1
+                continue
+            contact = session.get_one(Contact, delivery.contact_id)
+            version = session.get_one(LetterVersion, delivery.letter_version_id)
+            reason = suppression_reason(contact, version.letter.category)
+            if reason:
+                finish(session, delivery_id, DeliveryState.SUPPRESSED, reason=reason)
+                result.suppressed += 1
+                continue
+            try:
+                message = compose(session, delivery, settings=settings, tokens=tokens)
+            except ValidationError as exc:
+                finish(session, delivery_id, DeliveryState.FAILED, reason=str(exc))
+                result.failed += 1
+                continue
+            attempts = delivery.attempts
+        outcome = _send(mailer, message, attempts)
+        with db.unit_of_work() as session:
+            if outcome.state is None:
+                if outcome.stop_batch:
+                    # The server is unreachable: give every remaining row back untouched.
+                    for rest in claimed[index:]:
+                        _release(session, rest, refund=True)
+                    result.retry.extend(claimed[index:])
+                    break
+                _release(session, delivery_id)
+                result.retry.append(delivery_id)
+                continue
+            finish(session, delivery_id, outcome.state, reason=outcome.reason,
+                   message_id=str(message["Message-ID"]), now=now())  # fmt: skip
+            setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
+    with db.unit_of_work() as session:
+        for campaign_id in campaigns:
+            scheduling.complete_if_done(session, campaign_id, now=now())
+    return result
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: DeliveryState | None  # None: release the row for a later try
+    reason: str = ""
+    stop_batch: bool = False
+
+
+def _send(mailer: Mailer, message: EmailMessage, attempts: int) -> _Outcome:
+    try:
+        mailer.send(message)
+    except PermanentSendError as exc:
+        return _Outcome(DeliveryState.FAILED, str(exc))
+    except AmbiguousSendError as exc:
+        return _Outcome(DeliveryState.AMBIGUOUS, str(exc))
+    except TransientSendError as exc:
+        if exc.code is None:
+            log.warning("SMTP unreachable, batch released: %s", exc)
+            return _Outcome(None, str(exc), stop_batch=True)
+        if attempts >= MAX_ATTEMPTS:
+            return _Outcome(DeliveryState.FAILED, f"gave up after {attempts} attempts: {exc}")
+        return _Outcome(None, str(exc))
+    return _Outcome(DeliveryState.SENT)
+
+
+def _release(session: Session, delivery_id: int, *, refund: bool = False) -> None:
+    """Put a `sending` row back to `queued`; a refund does not count the attempt."""
+    values: dict[str, Any] = {"state": DeliveryState.QUEUED, "claimed_at": None}
+    if refund:
+        values["attempts"] = Delivery.attempts - 1
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def retry_delay_seconds(attempts: int) -> int:
+    """Back-off before the next try: 1, 2, 4, 8 … minutes."""
+    return int(60 * 2 ** max(0, attempts - 1))
+
+
+def highest_attempt(session: Session, delivery_ids: list[int]) -> int:
+    """The most attempts any of these rows has had, to pick a back-off."""
+    query = select(Delivery.attempts).where(Delivery.id.in_(delivery_ids))
+    return max(session.scalars(query), default=0)

@@ -1,0 +1,61 @@
+"""The Flask edge: create_app() wires the admin, the public endpoints and error pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from campaigns.config import Settings
+from campaigns.db import Database
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+Enqueue = Callable[[list[list[int]]], None]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    enqueue: Enqueue | None = None,
+) -> Flask:
+    """Build the web application; `enqueue` hands ledger batches to the workers."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_NAME="campaigns_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+    )
+    app.extensions["campaigns"] = {
+        "settings": settings,
+        "db": database or Database(settings.database_url),
+        "enqueue": enqueue or _enqueue_with_workers,
+    }
+    csrf = CSRFProtect(app)
+
+    from campaigns.web import admin, auth, errors, public
+
+    app.register_blueprint(auth.bp)
+    for blueprint in admin.BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(public.bp)
+    csrf.exempt(public.bp)
+    auth.install(app)
+    errors.install(app)
+    return app
+
+
+def _enqueue_with_workers(batches: list[list[int]]) -> None:
+    # Imported on first use so the web process needs Redis only when it enqueues.
+    from workers.actors import enqueue
+
+    enqueue(batches)

@@ -1,0 +1,5 @@
+"""Admin pages, one blueprint per area; every view declares the least role it needs."""
+
+from campaigns.web.admin import audience, campaigns, dashboard, letters, outbox, users
+
+BLUEPRINTS = [dashboard.bp, audience.bp, letters.bp, campaigns.bp, outbox.bp, users.bp]

@@ -1,0 +1,114 @@
+"""Campaigns: create, schedule, pause, resume, cancel; per-segment reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from campaigns import audience, letters, reports, scheduling, segments
+from campaigns.db import utcnow
+from campaigns.errors import InvalidTransition, ValidationError
+from campaigns.models import Role
+from campaigns.web.auth import requires
+from campaigns.web.context import enqueue, unit_of_work
+
+bp = Blueprint("campaigns", __name__)
+
+
+@bp.route("/campaigns")
+@requires(Role.VIEWER)
+def campaign_list() -> str:
+    with unit_of_work() as s:
+        return render_template("admin/campaigns.html", campaigns=scheduling.list_campaigns(s))
+
+
+@bp.route("/campaigns/new")
+@requires(Role.EDITOR)
+def campaign_new() -> str:
+    with unit_of_work() as s:
+        return render_template("admin/campaign_new.html", segments=segments.list_segments(s),
+                               versions=letters.list_versions(s))  # fmt: skip
+
+
+@bp.route("/campaigns", methods=["POST"])
+@requires(Role.EDITOR)
+def campaign_create() -> Response:
+    form = request.form
+    try:
+        with unit_of_work() as s:
+            campaign = scheduling.create_campaign(
+                s, form.get("name", ""), segment_id=_int(form, "segment_id"),
+                letter_version_id=_int(form, "letter_version_id"),
+                holdout_percent=_int(form, "holdout_percent", default=0),
+                created_by_id=g.user["id"],
+            )  # fmt: skip
+            campaign_id = campaign.id
+    except ValidationError as exc:
+        flash(f"Campaign not created: {exc}", "error")
+        return redirect(url_for("campaigns.campaign_new"))
+    flash("Campaign created as a draft. Schedule it when it is ready.", "success")
+    return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+
+
+def _int(form: dict[str, str], name: str, *, default: int | None = None) -> int:
+    raw = form.get(name, "")
+    if raw == "" and default is not None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be chosen", field=name) from None
+
+
+@bp.route("/campaigns/<int:campaign_id>")
+@requires(Role.VIEWER)
+def campaign_detail(campaign_id: int) -> str:
+    with unit_of_work() as s:
+        return render_template(
+            "admin/campaign.html", campaign=scheduling.get_campaign(s, campaign_id),
+            counts=audience.counts_by_state(s, campaign_id),
+            funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
+        )  # fmt: skip
+
+
+@bp.route("/campaigns/<int:campaign_id>/<action>", methods=["POST"])
+@requires(Role.EDITOR)
+def campaign_action(campaign_id: int, action: str) -> Response:
+    batches: list[list[int]] = []
+    try:
+        with unit_of_work() as s:
+            if action == "schedule":
+                scheduling.schedule(s, campaign_id, send_at=_when(request.form.get("send_at", "")))
+            elif action == "pause":
+                scheduling.pause(s, campaign_id)
+            elif action == "resume":
+                batches = scheduling.resume(s, campaign_id)
+            elif action == "cancel":
+                scheduling.cancel(s, campaign_id)
+            else:
+                raise ValidationError(f"unknown action {action!r}")
+    except (InvalidTransition, ValidationError) as exc:
+        flash(str(exc), "error")
+    else:
+        enqueue(batches)  # after the commit
+        flash(f"Campaign {action}d.", "success")
+    return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+
+
+def _when(raw: str) -> datetime:
+    if not raw or raw == "now":
+        return utcnow()
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError("send_at must be a date and time like 2027-01-31T09:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+
+
+@bp.route("/reports")
+@requires(Role.VIEWER)
+def report() -> str:
+    with unit_of_work() as s:
+        return render_template("admin/reports.html", funnels=reports.campaign_funnels(s))

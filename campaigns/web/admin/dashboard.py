@@ -1,0 +1,25 @@
+"""The landing page: what is going on right now."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from campaigns import contacts, outbox, reports, scheduling
+from campaigns.models import Role
+from campaigns.web.auth import requires
+from campaigns.web.context import settings, unit_of_work
+
+bp = Blueprint("dashboard", __name__)
+
+
+@bp.route("/")
+@requires(Role.VIEWER)
+def index() -> str:
+    with unit_of_work() as s:
+        return render_template(
+            "admin/dashboard.html",
+            contact_count=contacts.count_contacts(s),
+            campaigns=scheduling.list_campaigns(s)[:8],
+            funnels=reports.campaign_funnels(s)[:8],
+            outbox_count=outbox.count(settings().outbox_dir),
+        )

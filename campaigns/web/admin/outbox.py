@@ -1,0 +1,36 @@
+"""The Outbox: letters the local SMTP catcher received (when no SMTP_URL is configured)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template
+
+from campaigns import outbox
+from campaigns.models import Role
+from campaigns.web.admin.letters import PREVIEW_CSP
+from campaigns.web.auth import requires
+from campaigns.web.context import settings
+
+bp = Blueprint("outbox", __name__)
+
+
+@bp.route("/outbox")
+@requires(Role.VIEWER)
+def outbox_list() -> str:
+    config = settings()
+    return render_template("admin/outbox.html", letters=outbox.list_letters(config.outbox_dir),
+                           relay=config.smtp_url)  # fmt: skip
+
+
+@bp.route("/outbox/<key>")
+@requires(Role.VIEWER)
+def outbox_letter(key: str) -> str:
+    return render_template("admin/outbox_letter.html",
+                           letter=outbox.get_letter(settings().outbox_dir, key))  # fmt: skip
+
+
+@bp.route("/outbox/<key>/html")
+@requires(Role.VIEWER)
+def outbox_html(key: str) -> Response:
+    letter = outbox.get_letter(settings().outbox_dir, key)
+    return Response(letter.html, mimetype="text/html",
+                    headers={"Content-Security-Policy": PREVIEW_CSP})  # fmt: skip

@@ -1,0 +1,39 @@
+"""Customer-facing endpoints: open pixel and tracked clicks (no login, no CSRF, fast)."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from campaigns import tracking
+from campaigns.web.context import settings, unit_of_work
+
+bp = Blueprint("public", __name__)
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+
+
+def _tokens() -> tracking.Tokens:
+    return tracking.Tokens(settings().secret_key)
+
+
+@bp.route("/o/<token>.gif")
+def open_pixel(token: str) -> Response:
+    (delivery_id,) = _tokens().verify("open", token)
+    with unit_of_work() as s:
+        tracking.record_open(s, delivery_id, user_agent=request.headers.get("User-Agent", ""))
+    return Response(PIXEL_GIF, mimetype="image/gif", headers=NO_STORE)
+
+
+@bp.route("/c/<token>")
+def click(token: str) -> WerkzeugResponse:
+    delivery_id, link_id = _tokens().verify("click", token, arity=2)
+    with unit_of_work() as s:
+        url = tracking.record_click(
+            s, delivery_id, link_id, user_agent=request.headers.get("User-Agent", "")
+        )
+    response = redirect(url, code=302)
+    response.headers.update(NO_STORE)
+    return response

@@ -1,0 +1,1 @@
+"""The Dramatiq edge: broker from settings, per-process runtime, thin idempotent actors."""

@@ -1,0 +1,33 @@
+"""Thin, idempotent actors: they take ids and call the domain."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from campaigns import sending
+from workers import runtime
+from workers.broker import broker
+
+log = logging.getLogger(__name__)
+__all__ = ["broker", "send_batch"]
+
+
+@dramatiq.actor(queue_name="send", max_retries=3, time_limit=30 * 60 * 1000)
+def send_batch(delivery_ids: list[int]) -> None:
+    """Send the letters of these ledger rows; rows already claimed are skipped."""
+    result = sending.deliver_batch(
+        runtime.database(), delivery_ids, mailer=runtime.mailer(), settings=runtime.settings()
+    )
+    log.info("batch of %d: %s", len(delivery_ids), result)
+    if result.retry:
+        with runtime.database().unit_of_work() as session:
+            delay = sending.retry_delay_seconds(sending.highest_attempt(session, result.retry))
+        send_batch.send_with_options(args=(result.retry,), delay=delay * 1000)
+
+
+def enqueue(batches: list[list[int]]) -> None:
+    """Hand batches of ledger ids to the workers (call only after the commit)."""
+    for batch in batches:
+        send_batch.send(batch)
