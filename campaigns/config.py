@@ -63,8 +63,9 @@ class Settings:
                 "SECRET_KEY must be at least 16 characters; generate one with "
                 "`python -c 'import secrets; print(secrets.token_hex(32))'`"
             )
-        sender_name, sender_email = parseaddr(env.get("SENDER", "Customer Care <care@example.com>"))
-        if "@" not in sender_email or any(c in sender_name + sender_email for c in "\r\n"):
+        sender = env.get("SENDER", "Customer Care <care@example.com>")
+        sender_name, sender_email = parseaddr(sender)
+        if "@" not in sender_email or "\r" in sender or "\n" in sender:
             raise ConfigError("SENDER must look like 'Name <address@domain>'")
         return cls(
             database_url=_normalise_database_url(database_url),

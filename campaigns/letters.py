@@ -116,7 +116,7 @@ def add_version(
     session.flush()
     # Render once with sample data so errors that only show at run time surface now.
     rendering.render_version(
-        -version.id, subject=subject, html=compiled_html, text=compiled_text,
+        subject=subject, html=compiled_html, text=compiled_text,
         context=sample_context(len(urls)),
     )  # fmt: skip
     return version
@@ -225,7 +225,7 @@ def sample_context(link_count: int = 0) -> dict[str, Any]:
 
 def preview(version: LetterVersion) -> rendering.Rendered:
     return rendering.render_version(
-        version.id, subject=version.subject, html=version.compiled_html,
+        subject=version.subject, html=version.compiled_html,
         text=version.compiled_text, context=sample_context(len(version.links)),
     )  # fmt: skip
 

@@ -26,6 +26,11 @@ class LetterSandbox(ImmutableSandboxedEnvironment):
     # Intercept `*` and `**` so `'x' * 10**9` fails fast instead of eating the worker's memory.
     intercepted_binops = frozenset({"*", "**"})
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Jinja's default renders a refused attribute as empty text; a letter that tries
+        # `__class__` and friends is an attack or a mistake, so say so instead.
+        raise SecurityError(f"access to attribute {attribute!r} is not allowed in a letter")
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
             raise SecurityError("exponent too large in a letter template")
@@ -105,24 +110,27 @@ class _Compiled:
 
 
 class VersionCache:
-    """Per-process cache of compiled letter versions; versions are immutable, so never stale."""
+    """Per-process cache of compiled letter templates, so a batch compiles its letter once."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._items: OrderedDict[int, _Compiled] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, version_id: int, subject: str, html: str, text: str) -> _Compiled:
+    def get(self, subject: str, html: str, text: str) -> _Compiled:
+        # Keyed by the sources, not a version id: ids repeat across databases (tests,
+        # staging copies) and a stale hit would send the wrong letter.
+        key = (subject, html, text)
         with self._lock:
-            compiled = self._items.get(version_id)
+            compiled = self._items.get(key)
             if compiled is not None:
-                self._items.move_to_end(version_id)
+                self._items.move_to_end(key)
                 return compiled
         compiled = _Compiled(
             TEXT_ENV.from_string(subject), HTML_ENV.from_string(html), TEXT_ENV.from_string(text)
         )
         with self._lock:
-            self._items[version_id] = compiled
+            self._items[key] = compiled
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return compiled
@@ -131,11 +139,9 @@ class VersionCache:
 _cache = VersionCache()
 
 
-def render_version(
-    version_id: int, *, subject: str, html: str, text: str, context: Mapping[str, Any]
-) -> Rendered:
+def render_version(*, subject: str, html: str, text: str, context: Mapping[str, Any]) -> Rendered:
     """Render a stored version's subject, HTML and text with one context."""
-    compiled = _cache.get(version_id, subject, html, text)
+    compiled = _cache.get(subject, html, text)
     return Rendered(
         subject=_bounded(compiled.subject.generate(context), field="subject").strip(),
         html=_bounded(compiled.html.generate(context), field="html"),

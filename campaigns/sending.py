@@ -130,7 +130,7 @@ def compose(
     context = letter_context(delivery, contact, contract, version, settings=settings,
                              tokens=tokens)  # fmt: skip
     rendered = rendering.render_version(
-        version.id, subject=version.subject, html=version.compiled_html,
+        subject=version.subject, html=version.compiled_html,
         text=version.compiled_text, context=context,
     )  # fmt: skip
     headers: list[tuple[str, str]] = []

@@ -1,0 +1,62 @@
+"""Benchmark measures: one module each, registered in MEASURES, run by `python -m bench`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Name -> module defining `measure() -> Result`. Modules are imported only when their measure
+# runs, so one measure's dependencies never slow down or break another.
+MEASURES: dict[str, str] = {
+    "send_prebuilt": "bench.send_prebuilt",
+}
+
+
+class BenchError(Exception):
+    """A measure could not produce a trustworthy figure."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One figure of the product next to a reference measured in the same run."""
+
+    name: str
+    value: float
+    unit: str
+    reference: float
+    goal: float
+
+    @property
+    def ratio(self) -> float:
+        """Return the product's figure as a fraction of the reference."""
+        return self.value / self.reference
+
+    def line(self) -> str:
+        """Return the one-line report: `NAME value unit ratio=R goal=G`."""
+        return (
+            f"{self.name} {_format(self.value)} {self.unit} "
+            f"ratio={self.ratio:.2f} goal={self.goal:.2f}"
+        )
+
+    def as_json(self) -> dict[str, str | float]:
+        """Return the figures as a JSON-ready mapping."""
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "reference": self.reference,
+            "ratio": self.ratio,
+            "goal": self.goal,
+        }
+
+
+def run(name: str) -> Result:
+    """Run the measure registered under `name`."""
+    module = importlib.import_module(MEASURES[name])
+    measure: Callable[[], Result] = module.measure
+    return measure()
+
+
+def _format(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"

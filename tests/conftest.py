@@ -1,0 +1,140 @@
+"""Real services for the suite: Redis, PostgreSQL, an SMTP server, and Dramatiq workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from campaigns import schema
+from campaigns.config import Settings
+from campaigns.db import Base, Database
+from campaigns.localservices import PostgresServer, RedisServer, SMTPCatcher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "campaigns.db"
+    schema.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    url = postgres_server.create_database("campaigns_test")
+    schema.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a fresh SQLite file, or PostgreSQL with tables emptied."""
+    if request.param == "sqlite":
+        path = tmp_path / "campaigns.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    database = Database(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with database.unit_of_work() as session:
+        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPCatcher]:
+    server = SMTPCatcher().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(
+    database_url: str, redis_server: RedisServer, smtp_server: SMTPCatcher, tmp_path: Path
+) -> dict[str, str]:
+    """The environment a product process of this test runs with."""
+    return dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_server.url,
+        SMTP_URL=smtp_server.url,
+        SECRET_KEY="test-secret-key-0123456789",
+        PUBLIC_URL="http://campaigns.test",
+        CAMPAIGNS_DATA_DIR=str(tmp_path / "var"),
+        TICK_SECONDS="0.2",
+    )
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def worker(env: dict[str, str], redis_server: RedisServer, tmp_path: Path) -> Iterator[Path]:
+    """A real Dramatiq worker process on the test's Redis; yields its log file."""
+    # Ledger ids restart in every test database: no message of an earlier test may survive.
+    redis.Redis.from_url(redis_server.url).flushall()
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1",
+             "--threads", "2"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while b"ready for action" not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the worker did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_until(check, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,42 @@
+"""Settings come from the environment with safe defaults and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaigns.config import Settings
+from campaigns.errors import ConfigError
+
+
+def test_defaults_run_locally_on_sqlite_redis_and_the_catcher() -> None:
+    settings = Settings.from_env({"CAMPAIGNS_DATA_DIR": "/tmp/somewhere"})
+    assert settings.database_url == "sqlite:////tmp/somewhere/campaigns.db"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.smtp_url is None
+    assert settings.sender_email == "care@example.com"
+    assert settings.cookie_secure is False
+
+
+def test_a_postgresql_url_is_given_the_shipped_driver() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db/campaigns"})
+    assert settings.database_url == "postgresql+psycopg://u:p@db/campaigns"
+
+
+def test_an_https_public_url_makes_cookies_secure() -> None:
+    assert Settings.from_env({"PUBLIC_URL": "https://mail.example.com/"}).cookie_secure is True
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"SMTP_URL": "http://relay"}, "SMTP_URL"),
+        ({"WEB_PORT": "eighty"}, "WEB_PORT='eighty' is not a whole number"),
+        ({"WEB_PORT": "70000"}, "out of range"),
+        ({"SECRET_KEY": "short"}, "at least 16 characters"),
+        ({"SENDER": "Care <care@example.com>\r\nBcc: x@evil.test"}, "SENDER"),
+    ],
+)
+def test_a_bad_value_is_refused_with_a_message_naming_it(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

@@ -1,0 +1,71 @@
+"""Composing letters: validation with line numbers, CSS inlining, links, the text part."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaigns import letters, rendering
+from campaigns.db import Database
+from campaigns.errors import TemplateError, ValidationError
+from campaigns.models import LetterCategory, LetterKind
+from tests.factories import make_version
+
+
+def test_a_version_inlines_css_keeps_merge_fields_and_stores_its_links(db: Database) -> None:
+    with db.unit_of_work() as s:
+        version = make_version(s)
+        assert [link.url for link in version.links] == [
+            "https://shop.example.com/renew?plan=gold&src=mail"
+        ]
+        html = version.compiled_html
+        text = version.compiled_text
+    assert '<p style="color:#123456">Dear {{ contact.first_name }}' in html
+    assert 'href="{{ link_url(0) }}"' in html and 'href="{{ unsubscribe_url }}"' in html
+    assert "<style>" not in html
+    assert "Renew ({{ link_url(0) }})" in text
+
+
+def test_a_syntax_error_is_reported_with_its_line(db: Database) -> None:
+    with db.unit_of_work() as s, pytest.raises(TemplateError, match="html, line 3"):
+        make_version(s, html="<p>one</p>\n<p>two</p>\n<p>{{ contact.first_name </p>")
+
+
+def test_a_marketing_letter_without_an_unsubscribe_link_is_refused(db: Database) -> None:
+    with db.unit_of_work() as s, pytest.raises(ValidationError, match="unsubscribe_url"):
+        make_version(s, html="<p>Buy now</p>", category=LetterCategory.MARKETING)
+
+
+def test_a_renewal_letter_needs_a_renewal_link(db: Database) -> None:
+    with db.unit_of_work() as s, pytest.raises(ValidationError, match="renewal_url"):
+        make_version(
+            s, html="<p>Renew</p>", kind=LetterKind.RENEWAL, category=LetterCategory.SERVICE
+        )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ contact|attr('__class__') }}",
+        "{{ '{0.__class__}'.format(contact) }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ 'x' * 10**9 }}",
+    ],
+)
+def test_template_injection_and_oversized_output_are_refused(db: Database, payload: str) -> None:
+    with db.unit_of_work() as s, pytest.raises(TemplateError):
+        make_version(s, html=f"<p>{payload}</p>", category=LetterCategory.SERVICE)
+
+
+def test_contact_fields_with_html_or_jinja_are_shown_as_text() -> None:
+    context = letters.sample_context()
+    context["contact"] = dict(context["contact"], first_name="<b>{{ 7*7 }}</b>")
+    out = rendering.render_string(
+        rendering.HTML_ENV, "<p>{{ contact.first_name }}</p>", context, field="html"
+    )
+    assert out == "<p>&lt;b&gt;{{ 7*7 }}&lt;/b&gt;</p>"
+
+
+def test_a_layout_must_have_a_place_for_the_body(db: Database) -> None:
+    with db.unit_of_work() as s, pytest.raises(ValidationError, match="body"):
+        letters.create_layout(s, "Broken", "<html><body>nothing here</body></html>")

@@ -1,0 +1,140 @@
+"""The walking skeleton end to end: scheduler → Redis → Dramatiq worker → SMTP → ledger → open."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from campaigns import scheduling, sending
+from campaigns.config import Settings
+from campaigns.db import Database, utcnow
+from campaigns.localservices import SMTPCatcher
+from campaigns.mailer import SMTPMailer
+from campaigns.models import Campaign, CampaignStatus, ContactStatus, Delivery, DeliveryState, Event
+from campaigns.web import create_app
+from tests.conftest import ROOT, wait_until
+from tests.factories import make_contact, make_segment, make_version
+
+
+def _ready_campaign(db: Database) -> int:
+    with db.unit_of_work() as s:
+        make_contact(s, "Jane.Doe@Example.com", first_name="Jane")
+        make_contact(s, "gone@example.com", first_name="Gone", status=ContactStatus.UNSUBSCRIBED)
+        segment = make_segment(s)
+        version = make_version(s)
+        campaign = scheduling.create_campaign(
+            s, "Spring offer", segment_id=segment.id, letter_version_id=version.id
+        )
+        scheduling.schedule(s, campaign.id, send_at=utcnow())
+        return campaign.id
+
+
+def _parse(data: bytes) -> EmailMessage:
+    message = BytesParser(policy=default_policy).parsebytes(data)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_scheduled_campaign_is_sent_by_a_real_worker_and_the_open_is_recorded(
+    db: Database, env: dict[str, str], settings: Settings, smtp_server: SMTPCatcher, worker
+) -> None:
+    campaign_id = _ready_campaign(db)
+
+    tick = subprocess.run(
+        [sys.executable, "-m", "campaigns.cli", "scheduler", "--once"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert tick.returncode == 0, tick.stderr
+    assert "launched 1 campaign(s)" in tick.stdout
+
+    received = smtp_server.wait_for(1)
+    letter = _parse(received[0].data)
+    assert received[0].recipients == ["jane.doe@example.com"]
+    assert letter["Subject"] == "Hello Jane"
+    assert letter["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    html = letter.get_body(preferencelist=("html",)).get_content()
+    assert "Dear Jane" in html and 'style="color:#123456"' in html  # CSS inlined
+    text = letter.get_body(preferencelist=("plain",)).get_content()
+    assert "Dear Jane" in text
+
+    def campaign_done() -> bool:
+        with db.unit_of_work() as s:
+            return s.get_one(Campaign, campaign_id).status == CampaignStatus.COMPLETED
+
+    wait_until(campaign_done, what="the campaign to complete")
+    with db.unit_of_work() as s:
+        rows = {d.email: d for d in s.scalars(select(Delivery))}
+    assert rows["jane.doe@example.com"].state == DeliveryState.SENT
+    assert rows["jane.doe@example.com"].message_id == letter["Message-ID"]
+    assert rows["gone@example.com"].state == DeliveryState.SUPPRESSED
+    assert rows["gone@example.com"].reason == "contact is unsubscribed"
+    assert len(smtp_server.messages) == 1  # nobody suppressed got a letter
+
+    pixel = re.search(r'<img src="(http://campaigns\.test/o/[^"]+\.gif)"', html)
+    assert pixel is not None
+    client = create_app(settings, database=db).test_client()
+    path = urlsplit(pixel.group(1)).path
+    answer = client.get(path, headers={"User-Agent": "Mozilla/5.0 (Macintosh)"})
+    assert answer.status_code == 200 and answer.mimetype == "image/gif"
+    forged = client.get(path.replace(".gif", "x.gif"))
+    assert forged.status_code == 404
+
+    with db.unit_of_work() as s:
+        events = list(s.scalars(select(Event)))
+    assert [(e.kind, e.delivery_id, e.is_machine) for e in events] == [
+        ("open", rows["jane.doe@example.com"].id, False)
+    ]
+
+
+def test_a_batch_delivered_twice_sends_each_letter_once(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    campaign_id = _ready_campaign(db)
+    with db.unit_of_work() as s:
+        (launch,) = scheduling.launch_due(s, now=utcnow())
+    (batch,) = launch.batches
+    mailer = SMTPMailer(smtp_server.url)
+    first = sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    second = sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    mailer.close()
+    assert (first.sent, second.sent, second.skipped) == (1, 0, 1)
+    assert len(smtp_server.messages) == 1
+    with db.unit_of_work() as s:
+        assert s.get_one(Campaign, campaign_id).status == CampaignStatus.COMPLETED
+
+
+def test_a_permanent_rejection_fails_only_that_row_with_the_server_reply(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    with db.unit_of_work() as s:
+        for name in ("ann", "bob", "cat"):
+            make_contact(s, f"{name}@example.com", first_name=name)
+        segment = make_segment(s)
+        version = make_version(s)
+        campaign = scheduling.create_campaign(
+            s, "Offer", segment_id=segment.id, letter_version_id=version.id
+        )
+        scheduling.schedule(s, campaign.id, send_at=utcnow())
+    with db.unit_of_work() as s:
+        (launch,) = scheduling.launch_due(s, now=utcnow())
+    smtp_server.reply = lambda r: (
+        "550 5.1.1 mailbox unavailable" if "bob@" in r.recipients[0] else None
+    )
+    mailer = SMTPMailer(smtp_server.url)
+    result = sending.deliver_batch(db, launch.batches[0], mailer=mailer, settings=settings)
+    mailer.close()
+    assert (result.sent, result.failed) == (2, 1)
+    with db.unit_of_work() as s:
+        bob = s.scalar(select(Delivery).where(Delivery.email == "bob@example.com"))
+    assert bob is not None and bob.state == DeliveryState.FAILED
+    assert bob.reason == "550 5.1.1 mailbox unavailable"
+    assert sorted(m.recipients[0] for m in smtp_server.messages) == [
+        "ann@example.com", "cat@example.com",
+    ]  # fmt: skip
