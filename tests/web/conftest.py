@@ -1,0 +1,53 @@
+"""An admin app on the test database, users of each role, and a logged-in client helper."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from campaigns import accounts
+from campaigns.config import Settings
+from campaigns.db import Database
+from campaigns.models import Role
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> Flask:
+    app = create_test_app(settings, db)
+    with db.unit_of_work() as s:
+        for role in Role:
+            accounts.create_user(s, f"{role}@example.com", PASSWORD, role=role)
+    return app
+
+
+def create_test_app(settings: Settings, db: Database) -> Flask:
+    from campaigns.web import create_app
+
+    enqueued: list[list[int]] = []
+    app = create_app(settings, database=db, enqueue=enqueued.extend)
+    app.config["ENQUEUED"] = enqueued
+    return app
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client: FlaskClient, role: Role | str) -> None:
+    answer = client.post(
+        "/login",
+        data={
+            "email": f"{role}@example.com",
+            "password": PASSWORD,
+            "csrf_token": csrf_token(client),
+        },
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
