@@ -16,9 +16,8 @@ bp = Blueprint("outbox", __name__)
 @bp.route("/outbox")
 @requires(Role.VIEWER)
 def outbox_list() -> str:
-    config = settings()
-    return render_template("admin/outbox.html", letters=outbox.list_letters(config.outbox_dir),
-                           relay=config.smtp_url)  # fmt: skip
+    letters = outbox.list_letters(settings().outbox_dir)
+    return render_template("admin/outbox.html", letters=letters)
 
 
 @bp.route("/outbox/<key>")

@@ -1,0 +1,64 @@
+"""An editor composes, schedules, pauses and resumes a campaign through the admin."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import select
+
+from campaigns import scheduling
+from campaigns.db import Database, utcnow
+from campaigns.models import Campaign, CampaignStatus, Role
+from tests.factories import make_contact, make_segment, make_version
+from tests.web.conftest import csrf_token, login
+
+
+def test_an_editor_creates_schedules_pauses_and_resumes_a_campaign(
+    app: Flask, db: Database
+) -> None:
+    with db.unit_of_work() as s:
+        for name in ("ann", "bob"):
+            make_contact(s, f"{name}@example.com", first_name=name)
+        segment_id = make_segment(s).id
+        version_id = make_version(s).id
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    token = csrf_token(client, "/campaigns/new")
+    answer = client.post("/campaigns", data={
+        "name": "Spring offer", "segment_id": segment_id, "letter_version_id": version_id,
+        "holdout_percent": "0", "csrf_token": token,
+    })  # fmt: skip
+    assert answer.status_code == 302
+    detail = answer.headers["Location"]
+    with db.unit_of_work() as s:
+        campaign = s.scalars(select(Campaign)).one()
+        assert campaign.status == CampaignStatus.DRAFT
+
+    client.post(f"{detail}/schedule", data={"send_at": "", "csrf_token": token})
+    with db.unit_of_work() as s:
+        assert s.get_one(Campaign, campaign.id).status == CampaignStatus.SCHEDULED
+        scheduling.launch_due(s, now=utcnow())
+
+    client.post(f"{detail}/pause", data={"csrf_token": token})
+    page = client.get(detail).get_data(as_text=True)
+    assert "paused by a user" in page and "Resume" in page
+
+    client.post(f"{detail}/resume", data={"csrf_token": token})
+    with db.unit_of_work() as s:
+        assert s.get_one(Campaign, campaign.id).status == CampaignStatus.RUNNING
+    # Resuming hands the still-queued rows back to the workers, after the commit.
+    assert [sorted(batch) for batch in app.config["ENQUEUED"]] == [[1, 2]]
+
+
+def test_an_illegal_action_is_explained_not_crashed(app: Flask, db: Database) -> None:
+    with db.unit_of_work() as s:
+        make_contact(s, "ann@example.com")
+        campaign = scheduling.create_campaign(
+            s, "Offer", segment_id=make_segment(s).id, letter_version_id=make_version(s).id
+        )
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    token = csrf_token(client, "/campaigns")
+    answer = client.post(f"/campaigns/{campaign.id}/pause", data={"csrf_token": token},
+                         follow_redirects=True)  # fmt: skip
+    assert answer.status_code == 200
+    assert "a draft campaign cannot become paused" in answer.get_data(as_text=True)
