@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -75,9 +76,9 @@ def new_message_id(domain: str) -> str:
 
 
 class Mailer(Protocol):
-    """Something that delivers one message; raises a SendError subclass when it cannot."""
+    """Something that delivers one serialised message; raises a SendError when it cannot."""
 
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, sender: str, recipients: Sequence[str], data: bytes) -> None: ...
 
     def close(self) -> None: ...
 
@@ -125,11 +126,12 @@ class SMTPMailer:
             raise TransientSendError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         return conn
 
-    def send(self, message: EmailMessage) -> None:
-        """Send one message; a connection found dead before the data is re-opened once."""
-        sender = _bare_address(message["From"])
-        recipients = [_bare_address(message["To"])]
-        payload = message.as_bytes()
+    def send(self, sender: str, recipients: Sequence[str], data: bytes) -> None:
+        """Send one message; a connection found dead before the data is re-opened once.
+
+        Takes bytes, not a message object: serialising is the caller's (once per letter),
+        so a retry or a reconnect never re-renders or re-folds anything.
+        """
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
@@ -143,7 +145,7 @@ class SMTPMailer:
                     raise TransientSendError(f"connection lost before sending: {exc}") from None
         assert self._conn is not None
         try:
-            code, reply = self._conn.data(payload)
+            code, reply = self._conn.data(data)
         except smtplib.SMTPDataError as exc:
             self._reset()
             raise _classify(exc.smtp_code, exc.smtp_error) from None
@@ -153,7 +155,7 @@ class SMTPMailer:
         if code != 250:
             raise _classify(code, reply)
 
-    def _envelope(self, conn: smtplib.SMTP, sender: str, recipients: list[str]) -> None:
+    def _envelope(self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str]) -> None:
         code, reply = conn.mail(sender)
         if code != 250:
             self._reset()
@@ -195,7 +197,3 @@ def _classify(code: int, reply: bytes | str) -> SendError:
     if 400 <= code < 500:
         return TransientSendError(message, code=code)
     return PermanentSendError(message, code=code)
-
-
-def _bare_address(header_value: str) -> str:
-    return parseaddr(str(header_value))[1]

@@ -189,7 +189,8 @@ def deliver_batch(
                 result.failed += 1
                 continue
             attempts = delivery.attempts
-        outcome = _send(mailer, message, attempts)
+        envelope = (settings.sender_email, [delivery.email], message.as_bytes())
+        outcome = _send(mailer, envelope, attempts)
         with db.unit_of_work() as session:
             if outcome.state is None:
                 if outcome.stop_batch:
@@ -217,9 +218,9 @@ class _Outcome:
     stop_batch: bool = False
 
 
-def _send(mailer: Mailer, message: EmailMessage, attempts: int) -> _Outcome:
+def _send(mailer: Mailer, envelope: tuple[str, list[str], bytes], attempts: int) -> _Outcome:
     try:
-        mailer.send(message)
+        mailer.send(*envelope)
     except PermanentSendError as exc:
         return _Outcome(DeliveryState.FAILED, str(exc))
     except AmbiguousSendError as exc:
