@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, Numeric, String, create_engine, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from campaigns.errors import NotFound
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -94,6 +96,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+M = TypeVar("M", bound=Base)
+
+
+def require(session: Session, model: type[M], ident: int, *, what: str) -> M:
+    """Load a row by primary key or raise NotFound naming what was asked for."""
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"no {what} #{ident}")
+    return row
 
 
 class Database:

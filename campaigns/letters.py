@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns import rendering
-from campaigns.errors import NotFound, TemplateError, ValidationError
+from campaigns.db import require
+from campaigns.errors import TemplateError, ValidationError
 from campaigns.models import (
     Layout,
     Letter,
@@ -231,17 +232,11 @@ def preview(version: LetterVersion) -> rendering.Rendered:
 
 
 def get_letter(session: Session, letter_id: int) -> Letter:
-    letter = session.get(Letter, letter_id)
-    if letter is None:
-        raise NotFound(f"no letter #{letter_id}")
-    return letter
+    return require(session, Letter, letter_id, what="letter")
 
 
 def get_version(session: Session, version_id: int) -> LetterVersion:
-    version = session.get(LetterVersion, version_id)
-    if version is None:
-        raise NotFound(f"no letter version #{version_id}")
-    return version
+    return require(session, LetterVersion, version_id, what="letter version")
 
 
 def list_letters(session: Session) -> list[Letter]:

@@ -9,7 +9,8 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import audience, letters, segments
-from campaigns.errors import InvalidTransition, NotFound, ValidationError
+from campaigns.db import require
+from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.models import (
     CAMPAIGN_TRANSITIONS,
     OPEN_STATES,
@@ -49,10 +50,7 @@ def create_campaign(
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign #{campaign_id}")
-    return campaign
+    return require(session, Campaign, campaign_id, what="campaign")
 
 
 def list_campaigns(session: Session) -> list[Campaign]:

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from campaigns.db import utcnow
-from campaigns.errors import NotFound, ValidationError
+from campaigns.db import require, utcnow
+from campaigns.errors import ValidationError
 from campaigns.models import Contact, Contract, Segment, SegmentKind, SegmentMember
 
 ALL_ACTIVE_CONTACTS: dict[str, Any] = {
@@ -168,10 +168,7 @@ def count_members(session: Session, segment: Segment) -> int:
 
 
 def get_segment(session: Session, segment_id: int) -> Segment:
-    segment = session.get(Segment, segment_id)
-    if segment is None:
-        raise NotFound(f"no segment #{segment_id}")
-    return segment
+    return require(session, Segment, segment_id, what="segment")
 
 
 def list_segments(session: Session) -> list[Segment]:
