@@ -94,4 +94,11 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         expect(page.locator("h1 .badge")).to_have_text("completed")
         expect(page.locator("table")).to_contain_text("All active contacts")
         page.screenshot(path=str(SCREENSHOTS / "campaign.png"), full_page=True)
+
+        page.get_by_role("link", name="Letters", exact=True).click()
+        page.get_by_role("link", name="Renewal offer").click()
+        preview = page.frame_locator("iframe.preview")
+        expect(preview.locator("body")).to_contain_text("Dear Jane")  # sample data
+        expect(page.get_by_label("Subject")).to_have_value("Keep your {{ contract.product }} cover")
+        page.screenshot(path=str(SCREENSHOTS / "letter-editor.png"), full_page=True)
         browser.close()
