@@ -171,8 +171,9 @@ def deliver_batch(
             if delivery.campaign_id is not None:
                 campaigns.add(delivery.campaign_id)
             if not scheduling.is_sending(session, delivery.campaign_id):
-                # Paused or cancelled since the batch was enqueued: hand the row back.
-                _release(session, delivery_id)
+                # Paused or cancelled since the batch was enqueued: hand the row back
+                # without counting an attempt; resuming enqueues it again.
+                _release(session, delivery_id, refund=True)
                 result.skipped += 1
                 continue
             contact = session.get_one(Contact, delivery.contact_id)

@@ -138,3 +138,23 @@ def test_a_permanent_rejection_fails_only_that_row_with_the_server_reply(
     assert sorted(m.recipients[0] for m in smtp_server.messages) == [
         "ann@example.com", "cat@example.com",
     ]  # fmt: skip
+
+
+def test_rows_of_a_campaign_paused_after_enqueueing_are_handed_back_unsent(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    campaign_id = _ready_campaign(db)
+    with db.unit_of_work() as s:
+        (launch,) = scheduling.launch_due(s, now=utcnow())
+        scheduling.pause(s, campaign_id)
+    mailer = SMTPMailer(smtp_server.url)
+    paused = sending.deliver_batch(db, launch.batches[0], mailer=mailer, settings=settings)
+    assert (paused.sent, paused.skipped) == (0, 1)
+    assert smtp_server.messages == []
+    with db.unit_of_work() as s:
+        (row,) = s.scalars(select(Delivery).where(Delivery.state == DeliveryState.QUEUED))
+        assert row.attempts == 0
+        batches = scheduling.resume(s, campaign_id)
+    resumed = sending.deliver_batch(db, batches[0], mailer=mailer, settings=settings)
+    mailer.close()
+    assert resumed.sent == 1 and len(smtp_server.messages) == 1
