@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.contacts import normalise_email
-from campaigns.db import utcnow
+from campaigns.db import require, utcnow
 from campaigns.errors import LoginThrottled, NotFound, ValidationError
 from campaigns.models import AuditEntry, LoginAttempt, Role, User
 
@@ -29,16 +30,21 @@ def create_user(
 ) -> User:
     """Create an admin user with an argon2-hashed password."""
     email = normalise_email(email)
+    password_hash = _hash_password(password)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise ValidationError(f"a user with e-mail {email} already exists", field="email")
+    user = User(email=email, name=name, role=Role(role), password_hash=password_hash)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             f"the password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
         )
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise ValidationError(f"a user with e-mail {email} already exists", field="email")
-    user = User(email=email, name=name, role=Role(role), password_hash=_hasher.hash(password))
-    session.add(user)
-    session.flush()
-    return user
+    return _hasher.hash(password)
 
 
 def authenticate(
@@ -56,6 +62,7 @@ def authenticate(
     """
     now = now or utcnow()
     email = email.strip().lower()
+    _serialise_attempts(session, email, remote_addr)
     _check_throttle(session, email, remote_addr, now)
     user = session.scalar(select(User).where(User.email == email, User.active.is_(True)))
     try:
@@ -71,6 +78,26 @@ def authenticate(
     user.last_login_at = now
     session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
     return user
+
+
+def _serialise_attempts(session: Session, email: str, remote_addr: str) -> None:
+    """Make count-check-verify-record one step per e-mail and per network address.
+
+    Without it, parallel guesses all count the same failures before any records its own
+    and all get through. SQLite already runs one write transaction at a time (BEGIN
+    IMMEDIATE); PostgreSQL takes transaction-scoped advisory locks, in a fixed order.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(f"login:{email}"), _lock_key(f"login-addr:{remote_addr}")})
+    for key in keys:
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def _check_throttle(session: Session, email: str, remote_addr: str, now: datetime) -> None:
@@ -101,6 +128,33 @@ def _check_throttle(session: Session, email: str, remote_addr: str, now: datetim
         raise LoginThrottled(
             f"too many failed logins; try again in {minutes} minute(s)", retry_after=retry_after
         )
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """Refuse every admin session of this user from now on (logout everywhere)."""
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_generation=User.session_generation + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def set_password(session: Session, user_id: int, password: str) -> User:
+    """Replace a user's password; every session made with the old one ends."""
+    user = require(session, User, user_id, what="user")
+    user.password_hash = _hash_password(password)
+    user.session_generation += 1
+    return user
+
+
+def set_active(session: Session, user_id: int, active: bool) -> User:
+    """Enable or disable a user; disabling ends every session of theirs at once."""
+    user = require(session, User, user_id, what="user")
+    user.active = active
+    if not active:
+        user.session_generation += 1
+    return user
 
 
 def get_user(session: Session, user_id: int) -> User:

@@ -16,7 +16,7 @@ import click
 from sqlalchemy import func, select
 
 from campaigns import accounts, demo, schema
-from campaigns.config import Settings
+from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key
 from campaigns.db import Database, utcnow
 from campaigns.errors import CampaignsError
 from campaigns.localservices import RedisServer, SMTPCatcher, port_open
@@ -25,11 +25,15 @@ from campaigns.models import Contact, Role, User
 DEMO_ADMIN = "admin@example.com"
 
 
-def _settings() -> Settings:
+def _settings(*, signing: bool = False) -> Settings:
+    """Read the settings; `signing` parts (web, worker) also need a real SECRET_KEY."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        if signing:
+            settings.require_secret_key()
     except CampaignsError as exc:
         raise click.ClickException(str(exc)) from None
+    return settings
 
 
 @click.group()
@@ -79,7 +83,7 @@ def users_create(email: str, name: str, role: str, password: str) -> None:
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """Run Dramatiq workers that send letters (scale out: run more on other machines)."""
-    _settings()
+    _settings(signing=True)
     args = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
             "--threads", str(threads)]  # fmt: skip
     os.execvp(args[0], args)
@@ -105,7 +109,7 @@ def web() -> None:
 
     from campaigns.web import create_app
 
-    settings = _settings()
+    settings = _settings(signing=True)
     serve(create_app(settings), host=settings.web_host, port=settings.web_port, threads=8,
           ident="campaigns")  # fmt: skip
 
@@ -129,6 +133,14 @@ def run(with_demo: bool) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CAMPAIGNS_DATA_DIR=str(settings.data_dir),
                DATABASE_URL=settings.database_url)  # fmt: skip
+    if not settings.secret_key:
+        # One machine on embedded defaults: a random key made on first start, kept (0600)
+        # in the data dir and reused, so sessions and sent links survive a restart.
+        try:
+            env["SECRET_KEY"] = load_or_create_secret_key(settings.data_dir)
+        except CampaignsError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"signing key: {_short(settings.data_dir / SECRET_KEY_FILE)}")
     services: list[RedisServer | SMTPCatcher] = []
     redis = urlsplit(settings.redis_url)
     host, port = redis.hostname or "127.0.0.1", redis.port or 6379

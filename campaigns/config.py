@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -12,7 +13,11 @@ from urllib.parse import urlsplit
 from campaigns.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path("var")
-DEV_SECRET = "dev-only-secret-change-me"
+# Keys that were ever published (in this code or its docs): a session or token signed with
+# one of them could be forged by anyone, so they are refused wherever a key is read.
+PUBLISHED_SECRETS = frozenset({"dev-only-secret-change-me"})
+SECRET_KEY_FILE = "secret-key"
+MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,7 @@ class Settings:
     database_url: str
     redis_url: str
     smtp_url: str | None
-    secret_key: str
+    secret_key: str  # empty when unset: require_secret_key() refuses to go on
     public_url: str
     sender_name: str
     sender_email: str
@@ -33,11 +38,23 @@ class Settings:
     batch_size: int = 200
     smtp_timeout: float = 30.0
     cookie_secure: bool = False
+    # Retired keys still accepted for tracking links already sent; never for sessions.
+    old_secret_keys: tuple[str, ...] = ()
 
     @property
     def outbox_dir(self) -> Path:
         """Maildir where the local SMTP catcher keeps what it received."""
         return self.data_dir / "outbox"
+
+    def require_secret_key(self) -> str:
+        """Return the signing key, or stop with a message that says how to make one."""
+        if not self.secret_key:
+            raise ConfigError(
+                "SECRET_KEY is not set. `campaigns run` makes and keeps one for a single "
+                "machine; to run the parts separately, generate one with "
+                f"`{MAKE_A_KEY}` and give every part the same SECRET_KEY"
+            )
+        return self.secret_key
 
     @property
     def sender_domain(self) -> str:
@@ -57,12 +74,12 @@ class Settings:
             _check_url("SMTP_URL", smtp_url, {"smtp", "smtps", "smtp+starttls"})
         public_url = (env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
         _check_url("PUBLIC_URL", public_url, {"http", "https"})
-        secret_key = env.get("SECRET_KEY") or DEV_SECRET
-        if secret_key != DEV_SECRET and len(secret_key) < 16:
-            raise ConfigError(
-                "SECRET_KEY must be at least 16 characters; generate one with "
-                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
-            )
+        secret_key = env.get("SECRET_KEY", "")
+        if secret_key:
+            _check_secret("SECRET_KEY", secret_key)
+        old_keys = tuple(k.strip() for k in env.get("OLD_SECRET_KEYS", "").split(",") if k.strip())
+        for key in old_keys:
+            _check_secret("OLD_SECRET_KEYS", key)
         sender = env.get("SENDER", "Customer Care <care@example.com>")
         sender_name, sender_email = parseaddr(sender)
         if "@" not in sender_email or "\r" in sender or "\n" in sender:
@@ -82,7 +99,37 @@ class Settings:
             batch_size=_int(env, "BATCH_SIZE", 200, low=1, high=10_000),
             smtp_timeout=_float(env, "SMTP_TIMEOUT", 30.0, low=0.1),
             cookie_secure=public_url.startswith("https://"),
+            old_secret_keys=old_keys,
         )
+
+
+def _check_secret(name: str, value: str) -> None:
+    if value in PUBLISHED_SECRETS:
+        raise ConfigError(
+            f"{name} holds a key published in this product's code, so anyone could forge "
+            f"sessions with it; generate your own with `{MAKE_A_KEY}`"
+        )
+    if len(value) < 16:
+        raise ConfigError(
+            f"{name} must be at least 16 characters; generate one with `{MAKE_A_KEY}`"
+        )
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """Return the key kept in the data dir, making a random one (mode 0600) on first use."""
+    path = data_dir / SECRET_KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        key = path.read_text().strip()
+        _check_secret(str(path), key)
+        return key
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
 
 
 def _normalise_database_url(url: str) -> str:

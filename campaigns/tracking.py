@@ -8,8 +8,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from campaigns.config import Settings
 from campaigns.db import utcnow
-from campaigns.errors import TokenInvalid
+from campaigns.errors import ConfigError, TokenInvalid
 from campaigns.models import Delivery, DeliveryState, Event, EventKind, Link
 
 # Image proxies and link scanners fetch on the customer's behalf; their hits are not people.
@@ -25,10 +26,19 @@ class Tokens:
 
     PURPOSES = ("open", "click", "unsubscribe", "renewal", "acknowledge")
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, *, old_keys: tuple[str, ...] = ()) -> None:
+        if not secret_key:
+            raise ConfigError("no SECRET_KEY to sign tracking links with")
+        # itsdangerous signs with the last key and accepts any: retired keys keep the links
+        # of letters already sent working after a rotation.
+        keys = [*old_keys, secret_key]
         self._serializers = {
-            p: URLSafeSerializer(secret_key, salt=f"campaigns.{p}") for p in self.PURPOSES
+            p: URLSafeSerializer(keys, salt=f"campaigns.{p}") for p in self.PURPOSES
         }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tokens:
+        return cls(settings.require_secret_key(), old_keys=settings.old_secret_keys)
 
     def sign(self, purpose: str, *ids: int) -> str:
         return str(self._serializers[purpose].dumps(list(ids)))

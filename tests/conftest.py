@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from sqlalchemy import text
 from campaigns import schema
 from campaigns.config import Settings
 from campaigns.db import Base, Database
-from campaigns.localservices import PostgresServer, RedisServer, SMTPCatcher
+from campaigns.localservices import PostgresServer, RedisServer, SMTPCatcher, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,3 +141,32 @@ def wait_until(check, timeout: float = 30.0, what: str = "condition"):  # type: 
             return value
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def run_command(
+    tmp_path: Path, redis_server: RedisServer, *args: str, **extra_env: str
+) -> Iterator[tuple[re.Match[str], Path]]:
+    """`campaigns run` on the data dir `tmp_path/var`; yields its banner and its log file."""
+    redis.Redis.from_url(redis_server.url).flushall()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "SMTP_URL", "SECRET_KEY", "PUBLIC_URL")}  # fmt: skip
+    env.update(CAMPAIGNS_DATA_DIR=str(tmp_path / "var"), REDIS_URL=redis_server.url,
+               WEB_PORT=str(port), TICK_SECONDS="0.5")  # fmt: skip
+    env.update(extra_env)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "campaigns.cli", "run", *args], env=env, cwd=ROOT,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        banner = wait_until(
+            lambda: re.search(r"Admin:\s+(\S+)\s+Login:\s+(\S+) / (\S+)", log.read_text()),
+            timeout=60, what=f"the run command's banner; log:\n{log.read_text()}",
+        )  # fmt: skip
+        yield banner, log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

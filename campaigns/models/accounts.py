@@ -35,6 +35,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(String(20), default=Role.VIEWER)
     active: Mapped[bool] = mapped_column(default=True)
+    # Every admin session carries the generation it was made in; raising it (logout,
+    # password change, disabling) ends all of the user's sessions at once.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[created_at]
     last_login_at: Mapped[datetime | None]
 

@@ -26,7 +26,9 @@ def create_app(
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        # Only the current key signs sessions: no SECRET_KEY_FALLBACKS, so a retired
+        # (possibly leaked) key can never log anyone in.
+        SECRET_KEY=settings.require_secret_key(),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,

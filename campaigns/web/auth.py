@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -54,9 +55,11 @@ def install(app: Flask) -> None:
             try:
                 with unit_of_work() as s:
                     user = accounts.get_user(s, int(user_id))
+                    if session.get("generation") != user.session_generation:
+                        raise NotFound("this session was ended")  # logout, new password
                     g.user = {"id": user.id, "email": user.email, "name": user.name,
                               "role": Role(user.role)}  # fmt: skip
-            except NotFound:
+            except (NotFound, TypeError, ValueError):
                 session.clear()
         if request.blueprint in PUBLIC_BLUEPRINTS or endpoint == "static":
             return None
@@ -90,6 +93,7 @@ def login() -> Any:
         with unit_of_work() as s:
             user = accounts.authenticate(s, email, password, remote_addr=request.remote_addr or "")
             user_id = user.id if user else None
+            generation = user.session_generation if user else None
     except LoginThrottled as exc:
         flash(str(exc), "error")
         response = Response(render_template("admin/login.html", email=email), status=429)
@@ -100,16 +104,32 @@ def login() -> Any:
         return render_template("admin/login.html", email=email), 401
     session.clear()  # a fresh session on login: no fixation
     session["user_id"] = user_id
+    session["generation"] = generation
     session.permanent = True
-    target = request.args.get("next", "")
-    # Only same-site paths: never an open redirect after login.
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = url_for("dashboard.index")
-    return redirect(target)
+    return redirect(same_site_path(request.args.get("next", "")) or url_for("dashboard.index"))
+
+
+def same_site_path(target: str) -> str | None:
+    """Return `target` if it is a path on this site, else None (never an open redirect).
+
+    Parsed, not pattern-matched: browsers drop tabs and newlines and read a backslash as
+    a slash, so `/\t/evil.example` or `/\\evil.example` would leave the site.
+    """
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path.startswith("//"):
+        return None
+    return urlunsplit(("", "", parts.path, parts.query, ""))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
+    if g.get("user"):
+        with unit_of_work() as s:
+            accounts.end_sessions(s, g.user["id"])
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

@@ -16,7 +16,7 @@ NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referre
 
 
 def _tokens() -> tracking.Tokens:
-    return tracking.Tokens(settings().secret_key)
+    return tracking.Tokens.from_settings(settings())
 
 
 @bp.route("/o/<token>.gif")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from campaigns.localservices import RedisServer, free_port
-from tests.conftest import ROOT, wait_until
+from campaigns.localservices import RedisServer
+from tests.conftest import run_command, wait_until
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -28,28 +24,8 @@ SCREENSHOTS = Path(os.environ.get("CAMPAIGNS_SCREENSHOTS", "/tmp/campaigns-scree
 @pytest.fixture
 def product(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[str, str, str]]:
     """`campaigns run` on a fresh data directory; yields (admin URL, e-mail, password)."""
-    redis.Redis.from_url(redis_server.url).flushall()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SMTP_URL")}
-    env.update(
-        CAMPAIGNS_DATA_DIR=str(tmp_path / "var"), REDIS_URL=redis_server.url, WEB_PORT=str(port),
-        TICK_SECONDS="0.5", PUBLIC_URL=f"http://127.0.0.1:{port}",
-    )  # fmt: skip
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "campaigns.cli", "run"], env=env, cwd=ROOT,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        banner = wait_until(
-            lambda: re.search(r"Admin:\s+(\S+)\s+Login:\s+(\S+) / (\S+)", log.read_text()),
-            timeout=60, what=f"the run command's banner; log:\n{log.read_text()}",
-        )  # fmt: skip
+    with run_command(tmp_path, redis_server) as (banner, _log):
         yield banner.group(1), banner.group(2), banner.group(3)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outbox(
