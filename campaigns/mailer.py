@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -14,6 +15,9 @@ from urllib.parse import unquote, urlsplit
 
 from campaigns.db import utcnow
 from campaigns.errors import CampaignsError, ValidationError
+
+# Decoded header text may hold tabs, nothing else below 0x20 (and no DEL).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class SendError(CampaignsError):
@@ -50,21 +54,36 @@ class Letter:
 
 
 def build_message(letter: Letter, *, message_id: str) -> EmailMessage:
-    """Return a multipart/alternative message; CR/LF in any header value is refused."""
-    # The SMTP policy folds long lines with CRLF and raises on CR/LF inside header values,
-    # so a merge field can never add a header or a recipient.
+    """Return a multipart/alternative message; a header that could break into lines is refused.
+
+    The SMTP policy raises on raw CR/LF in a header value. But it also decodes RFC 2047
+    encoded words (`=?utf-8?q?a=0D=0ABcc:…?=`) and, on Pythons without the fix for
+    CVE-2024-6923, writes the decoded CR/LF out as real header lines. So every header is
+    checked again in its decoded form, whatever the patch level: a merge field can never
+    add a header or a recipient.
+    """
     msg = EmailMessage(policy=SMTP_POLICY)
-    try:
-        msg["From"] = formataddr((letter.sender_name, letter.sender_email))
-        msg["To"] = letter.to
-        msg["Subject"] = letter.subject
-        msg["Date"] = format_datetime(utcnow())
-        msg["Message-ID"] = message_id
-        msg["MIME-Version"] = "1.0"
-        for name, value in letter.headers:
+    headers = [
+        ("From", formataddr((letter.sender_name, letter.sender_email))),
+        ("To", letter.to),
+        ("Subject", letter.subject),
+        ("Date", format_datetime(utcnow())),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        *letter.headers,
+    ]
+    for name, value in headers:
+        try:
             msg[name] = value
-    except ValueError as exc:
-        raise ValidationError(f"a header of the letter is not valid: {exc}") from None
+            unsafe = bool(_CONTROL.search(str(msg[name])))  # the decoded form
+        except ValueError:  # raw CR/LF, or CR/LF decoded inside an address
+            unsafe = True
+        if unsafe:
+            raise ValidationError(
+                f"the {name} header holds a line break or control character (perhaps an "
+                "RFC 2047 encoded word in a merge field); the letter was not sent",
+                field=name.lower(),
+            )
     msg.set_content(letter.text, subtype="plain", charset="utf-8")
     msg.add_alternative(letter.html, subtype="html", charset="utf-8")
     return msg
