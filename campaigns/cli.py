@@ -16,7 +16,7 @@ import click
 from sqlalchemy import func, select
 
 from campaigns import accounts, demo, schema
-from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key
+from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key, local_url
 from campaigns.db import Database, utcnow
 from campaigns.errors import CampaignsError
 from campaigns.localservices import RedisServer, SMTPCatcher, port_open
@@ -160,7 +160,7 @@ def run(with_demo: bool) -> None:
         subprocess.Popen([sys.executable, "-m", "campaigns.cli", part], env=env)
         for part in ("web", "worker", "scheduler")
     ]
-    url = f"http://{settings.web_host}:{settings.web_port}/"
+    url = local_url(settings.web_host, settings.web_port) + "/"
     for _ in range(100):
         if port_open(settings.web_host, settings.web_port):
             break
@@ -168,6 +168,7 @@ def run(with_demo: bool) -> None:
     click.echo("")
     click.echo(f"  Admin:  {url}")
     click.echo(f"  Login:  {login}")
+    click.echo(f"  Links:  letters link to {settings.public_url} (set PUBLIC_URL to change)")
     click.echo("  Stop:   Ctrl-C")
     click.echo("")
     _supervise(children, services)

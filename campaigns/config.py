@@ -72,7 +72,9 @@ class Settings:
         smtp_url = env.get("SMTP_URL") or None
         if smtp_url:
             _check_url("SMTP_URL", smtp_url, {"smtp", "smtps", "smtp+starttls"})
-        public_url = (env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+        web_host = env.get("WEB_HOST", "127.0.0.1")
+        web_port = _int(env, "WEB_PORT", 8000, low=1, high=65535)
+        public_url = (env.get("PUBLIC_URL") or local_url(web_host, web_port)).rstrip("/")
         _check_url("PUBLIC_URL", public_url, {"http", "https"})
         secret_key = env.get("SECRET_KEY", "")
         if secret_key:
@@ -93,14 +95,23 @@ class Settings:
             sender_name=sender_name,
             sender_email=sender_email,
             data_dir=data_dir,
-            web_host=env.get("WEB_HOST", "127.0.0.1"),
-            web_port=_int(env, "WEB_PORT", 8000, low=1, high=65535),
+            web_host=web_host,
+            web_port=web_port,
             tick_seconds=_float(env, "TICK_SECONDS", 5.0, low=0.05),
             batch_size=_int(env, "BATCH_SIZE", 200, low=1, high=10_000),
             smtp_timeout=_float(env, "SMTP_TIMEOUT", 30.0, low=0.1),
             cookie_secure=public_url.startswith("https://"),
             old_secret_keys=old_keys,
         )
+
+
+def local_url(host: str, port: int) -> str:
+    """Where this machine's own web server answers: the default base of tracked links."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # listening everywhere: loopback answers too
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _check_secret(name: str, value: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from campaigns.db import require
 from campaigns.errors import ValidationError
 from campaigns.models import Contact, ContactStatus, Contract, ContractStatus
 
@@ -103,3 +104,7 @@ def list_contacts(session: Session, *, limit: int = 100, offset: int = 0) -> lis
 
 def count_contacts(session: Session) -> int:
     return session.scalar(select(func.count(Contact.id))) or 0
+
+
+def get_contact(session: Session, contact_id: int) -> Contact:
+    return require(session, Contact, contact_id, what="contact")

@@ -204,6 +204,8 @@ class SMTPCatcher:
     def start(self) -> SMTPCatcher:
         from aiosmtpd.controller import Controller
 
+        if self.maildir is not None:
+            self.maildir.parent.mkdir(parents=True, exist_ok=True)
         handler = _Handler(self._store, reply=lambda r: self.reply(r) if self.reply else None)
         self._controller = Controller(
             handler, hostname="127.0.0.1", port=self.port, data_size_limit=50 * 1024 * 1024

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from campaigns.models import Campaign, Delivery, DeliveryState, Event, EventKind, Segment
+from campaigns.models import (
+    Campaign,
+    Delivery,
+    DeliveryState,
+    Event,
+    EventKind,
+    Letter,
+    LetterVersion,
+    Segment,
+)
 
 
 @dataclass(frozen=True)
@@ -66,3 +76,44 @@ def campaign_funnels(session: Session, *, campaign_id: int | None = None) -> lis
     if campaign_id is not None:
         query = query.where(Campaign.id == campaign_id)
     return [FunnelRow(*tuple(row)) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class ReceivedLetter:
+    """One ledger row of a contact, as the contact's page lists it."""
+
+    delivery_id: int
+    letter: str
+    version: int
+    campaign_id: int | None
+    campaign: str | None
+    state: DeliveryState
+    reason: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def letters_of_contact(
+    session: Session, contact_id: int, *, limit: int = 100
+) -> list[ReceivedLetter]:
+    """The letters a contact was sent (or held back from), newest first."""
+    query = (
+        select(
+            Delivery.id,
+            Letter.name,
+            LetterVersion.number,
+            Delivery.campaign_id,
+            Campaign.name,
+            Delivery.state,
+            Delivery.reason,
+            Delivery.created_at,
+            Delivery.sent_at,
+        )  # fmt: skip
+        .join(LetterVersion, LetterVersion.id == Delivery.letter_version_id)
+        .join(Letter, Letter.id == LetterVersion.letter_id)
+        .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.contact_id == contact_id)
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+        .limit(limit)
+    )
+    return [ReceivedLetter(*row) for row in session.execute(query)]

@@ -167,6 +167,12 @@ def count_members(session: Session, segment: Segment) -> int:
     return session.scalar(query) or 0
 
 
+def list_members(session: Session, segment: Segment, *, limit: int = 50) -> list[Contact]:
+    """The first members of a segment as it stands now, newest contacts first."""
+    query = select(Contact).where(membership(segment)).order_by(Contact.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
 def get_segment(session: Session, segment_id: int) -> Segment:
     return require(session, Segment, segment_id, what="segment")
 

@@ -81,11 +81,8 @@ def record_open(
     return event
 
 
-def record_click(
-    session: Session, delivery_id: int, link_id: int, *, user_agent: str = "",
-    now: datetime | None = None,
-) -> str:  # fmt: skip
-    """Record a click and return the stored URL to redirect to.
+def click_target(session: Session, delivery_id: int, link_id: int) -> tuple[Delivery, Link]:
+    """Return the delivery and the stored link a click token names.
 
     The link must belong to the version the delivery was sent with: a token can never
     redirect anywhere the letter did not link to.
@@ -96,6 +93,15 @@ def record_click(
     )
     if link is None or not link.url.startswith(("https://", "http://")):
         raise TokenInvalid("this link does not belong to the letter")
+    return delivery, link
+
+
+def record_click(
+    session: Session, delivery_id: int, link_id: int, *, user_agent: str = "",
+    now: datetime | None = None,
+) -> str:  # fmt: skip
+    """Record a click and return the stored URL to redirect to."""
+    delivery, link = click_target(session, delivery_id, link_id)
     session.add(
         Event(
             kind=EventKind.CLICK,

@@ -51,6 +51,9 @@ def create_app(
         app.register_blueprint(blueprint)
     app.register_blueprint(public.bp)
     csrf.exempt(public.bp)
+    # Every browser asks for /favicon.ico on every page; answer it, not with the 404 page.
+    app.add_url_rule("/favicon.ico", "favicon",
+                     lambda: app.send_static_file("favicon.ico"))  # fmt: skip
     auth.install(app)
     errors.install(app)
     return app

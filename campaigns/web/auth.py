@@ -29,6 +29,7 @@ from campaigns.web.context import unit_of_work
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC_BLUEPRINTS = {"auth", "public", "static"}
+PUBLIC_ENDPOINTS = {"static", "favicon"}
 
 
 def requires(role: Role) -> Callable[[F], F]:
@@ -61,7 +62,7 @@ def install(app: Flask) -> None:
                               "role": Role(user.role)}  # fmt: skip
             except (NotFound, TypeError, ValueError):
                 session.clear()
-        if request.blueprint in PUBLIC_BLUEPRINTS or endpoint == "static":
+        if request.blueprint in PUBLIC_BLUEPRINTS or endpoint in PUBLIC_ENDPOINTS:
             return None
         view = app.view_functions.get(endpoint)
         needed = getattr(view, "required_role", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, Response, g, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from campaigns import tracking
@@ -19,11 +19,17 @@ def _tokens() -> tracking.Tokens:
     return tracking.Tokens.from_settings(settings())
 
 
+def _from_admin() -> bool:
+    # Staff looking at a letter in the admin (the Outbox) are not the customer.
+    return g.get("user") is not None
+
+
 @bp.route("/o/<token>.gif")
 def open_pixel(token: str) -> Response:
     (delivery_id,) = _tokens().verify("open", token)
-    with unit_of_work() as s:
-        tracking.record_open(s, delivery_id, user_agent=request.headers.get("User-Agent", ""))
+    if not _from_admin():
+        with unit_of_work() as s:
+            tracking.record_open(s, delivery_id, user_agent=request.headers.get("User-Agent", ""))
     return Response(PIXEL_GIF, mimetype="image/gif", headers=NO_STORE)
 
 
@@ -31,9 +37,12 @@ def open_pixel(token: str) -> Response:
 def click(token: str) -> WerkzeugResponse:
     delivery_id, link_id = _tokens().verify("click", token, arity=2)
     with unit_of_work() as s:
-        url = tracking.record_click(
-            s, delivery_id, link_id, user_agent=request.headers.get("User-Agent", "")
-        )
+        if _from_admin():
+            url = tracking.click_target(s, delivery_id, link_id)[1].url
+        else:
+            url = tracking.record_click(
+                s, delivery_id, link_id, user_agent=request.headers.get("User-Agent", "")
+            )
     response = redirect(url, code=302)
     response.headers.update(NO_STORE)
     return response

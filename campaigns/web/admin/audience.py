@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from campaigns import contacts, segments
+from campaigns import contacts, reports, segments
 from campaigns.errors import ValidationError
 from campaigns.models import Role
 from campaigns.web.auth import requires
@@ -25,6 +25,15 @@ def contact_list() -> str:
         rows = contacts.list_contacts(s, limit=50, offset=(page - 1) * 50)
         return render_template("admin/contacts.html", contacts=rows,
                                total=contacts.count_contacts(s), page=page)  # fmt: skip
+
+
+@bp.route("/contacts/<int:contact_id>")
+@requires(Role.VIEWER)
+def contact_detail(contact_id: int) -> str:
+    with unit_of_work() as s:
+        contact = contacts.get_contact(s, contact_id)
+        return render_template("admin/contact.html", contact=contact,
+                               received=reports.letters_of_contact(s, contact_id))  # fmt: skip
 
 
 @bp.route("/contacts", methods=["POST"])
@@ -77,3 +86,13 @@ def segment_list() -> str:
     with unit_of_work() as s:
         rows = [(seg, segments.count_members(s, seg)) for seg in segments.list_segments(s)]
         return render_template("admin/segments.html", rows=rows)
+
+
+@bp.route("/segments/<int:segment_id>")
+@requires(Role.VIEWER)
+def segment_detail(segment_id: int) -> str:
+    with unit_of_work() as s:
+        segment = segments.get_segment(s, segment_id)
+        return render_template("admin/segment.html", segment=segment,
+                               total=segments.count_members(s, segment),
+                               members=segments.list_members(s, segment))  # fmt: skip
