@@ -140,6 +140,16 @@ def end_sessions(session: Session, user_id: int) -> None:
     )
 
 
+def change_own_password(session: Session, user_id: int, current: str, new: str) -> User:
+    """Replace a password after checking the current one; other sessions end."""
+    user = get_user(session, user_id)
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise ValidationError("the current password is wrong", field="current") from None
+    return set_password(session, user_id, new)
+
+
 def set_password(session: Session, user_id: int, password: str) -> User:
     """Replace a user's password; every session made with the old one ends."""
     user = require(session, User, user_id, what="user")
@@ -148,8 +158,12 @@ def set_password(session: Session, user_id: int, password: str) -> User:
     return user
 
 
-def set_active(session: Session, user_id: int, active: bool) -> User:
+def set_active(
+    session: Session, user_id: int, active: bool, *, by_user_id: int | None = None
+) -> User:
     """Enable or disable a user; disabling ends every session of theirs at once."""
+    if not active and user_id == by_user_id:
+        raise ValidationError("you cannot disable yourself; ask another admin", field="active")
     user = require(session, User, user_id, what="user")
     user.active = active
     if not active:

@@ -3,6 +3,7 @@ login, sessions that outlive logout, parallel password guessing, 5xx on typed UR
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -225,3 +226,35 @@ def test_a_typed_url_answers_4xx_with_a_page_never_5xx(app: Flask, path: str) ->
     assert 400 <= answer.status_code < 500, (path, answer.status_code)
     if answer.mimetype == "text/html":
         assert "Back to the dashboard" in answer.get_data(as_text=True)
+
+
+def test_an_admin_disabling_a_user_on_the_users_page_logs_them_out(app: Flask) -> None:
+    editor = app.test_client()
+    login(editor, Role.EDITOR)
+    admin = app.test_client()
+    login(admin, Role.ADMIN)
+    page = admin.get("/users").get_data(as_text=True)
+    action = re.search(r'action="(/users/\d+/disable)"', page.split("editor@example.com")[1])
+    assert action is not None
+    answer = admin.post(action.group(1), data={"csrf_token": csrf_token(admin, "/users")})
+    assert answer.status_code == 302
+    assert "editor@example.com is disabled" in admin.get("/users").get_data(as_text=True)
+    assert editor.get("/campaigns").status_code == 302
+
+
+def test_changing_your_password_keeps_this_session_and_ends_the_others(app: Flask) -> None:
+    laptop, phone = app.test_client(), app.test_client()
+    login(laptop, Role.VIEWER)
+    login(phone, Role.VIEWER)
+    token = csrf_token(laptop, "/account/password")
+    wrong = laptop.post("/account/password", data={
+        "current": "not it", "new": "a new long password", "repeat": "a new long password",
+        "csrf_token": token})  # fmt: skip
+    assert wrong.status_code == 400
+    assert "the current password is wrong" in wrong.get_data(as_text=True)
+    answer = laptop.post("/account/password", data={
+        "current": PASSWORD, "new": "a new long password", "repeat": "a new long password",
+        "csrf_token": token})  # fmt: skip
+    assert answer.status_code == 302
+    assert laptop.get("/campaigns").status_code == 200
+    assert phone.get("/campaigns").status_code == 302

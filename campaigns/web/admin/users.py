@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from campaigns import accounts
@@ -38,3 +38,43 @@ def user_create() -> Response:
     else:
         flash(f"Created {email}.", "success")
     return redirect(url_for("users.user_list"))
+
+
+@bp.route("/users/<int:user_id>/<any(disable, enable):action>", methods=["POST"])
+@requires(Role.ADMIN)
+def user_active(user_id: int, action: str) -> Response:
+    try:
+        with unit_of_work() as s:
+            user = accounts.set_active(s, user_id, action == "enable", by_user_id=g.user["id"])
+            accounts.audit(s, f"user.{action}", user_id=g.user["id"], target_type="user",
+                           target_id=user.id)  # fmt: skip
+            email = user.email
+    except ValidationError as exc:
+        flash(f"Not changed: {exc}", "error")
+    else:
+        flash(f"{email} is {action}d" + (" and logged out everywhere." if action == "disable"
+                                          else "."), "success")  # fmt: skip
+    return redirect(url_for("users.user_list"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@requires(Role.VIEWER)
+def own_password() -> Response | str | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("admin/password.html")
+    form = request.form
+    try:
+        if form.get("new", "") != form.get("repeat", ""):
+            raise ValidationError("the two new passwords differ", field="repeat")
+        with unit_of_work() as s:
+            user = accounts.change_own_password(s, g.user["id"], form.get("current", ""),
+                                                form.get("new", ""))  # fmt: skip
+            accounts.audit(s, "user.password", user_id=user.id, target_type="user",
+                           target_id=user.id)  # fmt: skip
+            generation = user.session_generation
+    except ValidationError as exc:
+        flash(f"Password not changed: {exc}", "error")
+        return render_template("admin/password.html", field=exc.field), 400
+    session["generation"] = generation  # this session goes on; every other one has ended
+    flash("Password changed; your other sessions are logged out.", "success")
+    return redirect(url_for("dashboard.index"))
