@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as html_lib
 import logging
 import re
+from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
 from typing import Any
@@ -75,10 +76,6 @@ def add_version(
     created_by_id: int | None = None,
 ) -> LetterVersion:
     """Validate and store a new immutable version; CSS is inlined here, once."""
-    letter = get_letter(session, letter_id)
-    layout = session.get(Layout, layout_id) if layout_id is not None else None
-    if layout_id is not None and layout is None:
-        raise ValidationError(f"no layout #{layout_id}", field="layout_id")
     subject = subject.strip()
     if not subject:
         raise ValidationError("the subject is empty", field="subject")
@@ -89,8 +86,19 @@ def add_version(
     used |= rendering.variables_used(html, field="html")
     if text:
         used |= rendering.variables_used(text, field="text")
+    if layout_id is None:
+        # Before the first query: on SQLite it takes the write lock for the rest of the
+        # caller's transaction, and a template that renders slowly must not hold it.
+        compiled_html, urls, compiled_text = _compile_and_try(subject, html, text, None)
+    letter = get_letter(session, letter_id)
+    layout = session.get(Layout, layout_id) if layout_id is not None else None
+    if layout_id is not None and layout is None:
+        raise ValidationError(f"no layout #{layout_id}", field="layout_id")
     if layout is not None:
         used |= rendering.variables_used(layout.html, field="layout")
+        # The body may use what the layout defines, so it cannot be tried alone; the
+        # render budget (rendering.RENDER_SECONDS) bounds how long this holds the lock.
+        compiled_html, urls, compiled_text = _compile_and_try(subject, html, text, layout.html)
     for needed, why in (
         (REQUIRED_BY_CATEGORY.get(letter.category), f"{letter.category} letters"),
         (REQUIRED_BY_KIND.get(letter.kind), f"{letter.kind} letters"),
@@ -98,8 +106,6 @@ def add_version(
         if needed and needed not in used:
             raise ValidationError(f"{why} must contain a link to {{{{ {needed} }}}}", field="html")
 
-    compiled_html, urls = compile_html(html, layout.html if layout else None)
-    compiled_text = text if text else html_to_text(compiled_html)
     number = (session.scalar(
         select(func.max(LetterVersion.number)).where(LetterVersion.letter_id == letter.id)
     ) or 0) + 1  # fmt: skip
@@ -115,12 +121,18 @@ def add_version(
         for i, url in enumerate(urls)
     )
     session.flush()
-    # Render once with sample data so errors that only show at run time surface now.
-    rendering.render_version(
-        subject=subject, html=compiled_html, text=compiled_text,
-        context=sample_context(len(urls)),
-    )  # fmt: skip
     return version
+
+
+def _compile_and_try(
+    subject: str, html: str, text: str | None, layout: str | None
+) -> tuple[str, list[str], str]:
+    """Compile a version's HTML and text, and render them once with sample data so errors
+    that only show at run time surface now; return the HTML, its links and the text."""
+    compiled_html, urls = compile_html(html, layout)
+    compiled_text = text if text else html_to_text(compiled_html)
+    _render_sample(subject, compiled_html, compiled_text, len(urls))
+    return compiled_html, urls, compiled_text
 
 
 def compile_html(body: str, layout: str | None) -> tuple[str, list[str]]:
@@ -224,11 +236,31 @@ def sample_context(link_count: int = 0) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def preview(version: LetterVersion) -> rendering.Rendered:
+@dataclass(frozen=True)
+class VersionSources:
+    """What rendering a stored version takes, as plain values read in a unit of work."""
+
+    subject: str
+    html: str
+    text: str
+    link_count: int
+
+
+def version_sources(session: Session, version_id: int) -> VersionSources:
+    version = get_version(session, version_id)
+    return VersionSources(subject=version.subject, html=version.compiled_html,
+                          text=version.compiled_text, link_count=len(version.links))  # fmt: skip
+
+
+def preview(sources: VersionSources) -> rendering.Rendered:
+    """Render a version with sample data; call it after the unit of work has closed."""
+    return _render_sample(sources.subject, sources.html, sources.text, sources.link_count)
+
+
+def _render_sample(subject: str, html: str, text: str, link_count: int) -> rendering.Rendered:
     return rendering.render_version(
-        subject=version.subject, html=version.compiled_html,
-        text=version.compiled_text, context=sample_context(len(version.links)),
-    )  # fmt: skip
+        subject=subject, html=html, text=text, context=sample_context(link_count)
+    )
 
 
 def get_letter(session: Session, letter_id: int) -> Letter:

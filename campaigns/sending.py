@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from campaigns import audience, rendering, scheduling
@@ -92,55 +93,80 @@ def suppression_reason(contact: Contact, category: LetterCategory) -> str | None
     return None
 
 
-def letter_context(
-    delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
-    *, settings: Settings, tokens: Tokens,
-) -> dict[str, Any]:  # fmt: skip
-    """The merge fields of one letter: plain values only, never ORM objects."""
-    base = settings.public_url
-    links = {link.position: link.id for link in version.links}
+@dataclass(frozen=True)
+class Draft:
+    """Everything one ledger row's letter needs, as plain values: rendering it needs no session."""
 
-    def link_url(position: int) -> str:
-        return f"{base}/c/{tokens.sign('click', delivery.id, links[position])}"
+    delivery_id: int
+    email: str
+    attempts: int
+    category: LetterCategory
+    subject: str
+    html: str
+    text: str
+    links: dict[int, int]  # position in the version → stored link id
+    contact: dict[str, Any]
+    contract: dict[str, Any] | None
+    renewal_url: str
 
-    return {
-        "contact": {"email": contact.email, "first_name": contact.first_name,
-                    "last_name": contact.last_name, "name": contact.display_name,
-                    "locale": contact.locale, "attributes": dict(contact.attributes)},
-        "contract": None if contract is None else {
+
+def draft(session: Session, delivery: Delivery, contact: Contact, version: LetterVersion) -> Draft:
+    """Read what the letter of this row needs, so it can be rendered after the session closes."""
+    contract = session.get(Contract, delivery.contract_id) if delivery.contract_id else None
+    return Draft(
+        delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
+        category=version.letter.category, subject=version.subject,
+        html=version.compiled_html, text=version.compiled_text,
+        links={link.position: link.id for link in version.links},
+        contact={"email": contact.email, "first_name": contact.first_name,
+                 "last_name": contact.last_name, "name": contact.display_name,
+                 "locale": contact.locale, "attributes": dict(contact.attributes)},
+        contract=None if contract is None else {
             "product": contract.product, "plan": contract.plan, "starts_on": contract.starts_on,
             "ends_on": contract.ends_on, "price": str(contract.price),
             "currency": contract.currency, "service_points": contract.service_points,
             "attributes": dict(contract.attributes)},
-        "unsubscribe_url": f"{base}/u/{tokens.sign('unsubscribe', delivery.id)}",
-        "renewal_url": (contract.renewal_url or "") if contract else "",
-        "open_pixel_url": f"{base}/o/{tokens.sign('open', delivery.id)}.gif",
+        renewal_url=(contract.renewal_url or "") if contract else "",
+    )  # fmt: skip
+
+
+def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[str, Any]:
+    """The merge fields of one letter: plain values only, never ORM objects."""
+    base = settings.public_url
+    delivery_id, links = draft.delivery_id, draft.links
+
+    def link_url(position: int) -> str:
+        return f"{base}/c/{tokens.sign('click', delivery_id, links[position])}"
+
+    return {
+        "contact": draft.contact,
+        "contract": draft.contract,
+        "unsubscribe_url": f"{base}/u/{tokens.sign('unsubscribe', delivery_id)}",
+        "renewal_url": draft.renewal_url,
+        "open_pixel_url": f"{base}/o/{tokens.sign('open', delivery_id)}.gif",
         "link_url": link_url,
         "sender_name": settings.sender_name,
-    }  # fmt: skip
+    }
 
 
-def compose(
-    session: Session, delivery: Delivery, *, settings: Settings, tokens: Tokens
-) -> EmailMessage:
-    """Render the letter of one ledger row into a MIME message with a fresh Message-ID."""
-    contact = session.get_one(Contact, delivery.contact_id)
-    version = session.get_one(LetterVersion, delivery.letter_version_id)
-    contract = session.get(Contract, delivery.contract_id) if delivery.contract_id else None
-    context = letter_context(delivery, contact, contract, version, settings=settings,
-                             tokens=tokens)  # fmt: skip
+def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> EmailMessage:
+    """Render the letter of one ledger row into a MIME message with a fresh Message-ID.
+
+    Call it outside any unit of work: rendering may take up to rendering.RENDER_SECONDS,
+    and on SQLite an open transaction holds the write lock for every other writer.
+    """
+    context = letter_context(draft, settings=settings, tokens=tokens)
     rendered = rendering.render_version(
-        subject=version.subject, html=version.compiled_html,
-        text=version.compiled_text, context=context,
-    )  # fmt: skip
+        subject=draft.subject, html=draft.html, text=draft.text, context=context
+    )
     headers: list[tuple[str, str]] = []
-    if version.letter.category == LetterCategory.MARKETING:
+    if draft.category == LetterCategory.MARKETING:
         headers += [
             ("List-Unsubscribe", f"<{context['unsubscribe_url']}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
     letter = Letter(
-        sender_name=settings.sender_name, sender_email=settings.sender_email, to=delivery.email,
+        sender_name=settings.sender_name, sender_email=settings.sender_email, to=draft.email,
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=tuple(headers),
     )  # fmt: skip
     return build_message(letter, message_id=new_message_id(settings.sender_domain))
@@ -158,6 +184,8 @@ def deliver_batch(
 
     This is the one domain function that owns its transactions: a letter's outcome must be
     on disk before the next letter goes, so a crash loses at most one letter's record.
+    Each letter is read in one short unit of work, rendered and sent with none open, and
+    recorded in another, so a slow template or server never blocks other writers.
     """
     tokens = Tokens(settings.secret_key)
     result = BatchResult()
@@ -166,32 +194,30 @@ def deliver_batch(
     result.skipped = len(delivery_ids) - len(claimed)
     campaigns: set[int] = set()
     for index, delivery_id in enumerate(claimed):
-        with db.unit_of_work() as session:
-            delivery = session.get_one(Delivery, delivery_id)
-            if delivery.campaign_id is not None:
-                campaigns.add(delivery.campaign_id)
-            if not scheduling.is_sending(session, delivery.campaign_id):
-                # Paused or cancelled since the batch was enqueued: hand the row back
-                # without counting an attempt; resuming enqueues it again.
-                _release(session, delivery_id, refund=True)
-                result.skipped += 1
-                continue
-            contact = session.get_one(Contact, delivery.contact_id)
-            version = session.get_one(LetterVersion, delivery.letter_version_id)
-            reason = suppression_reason(contact, version.letter.category)
-            if reason:
-                finish(session, delivery_id, DeliveryState.SUPPRESSED, reason=reason)
+        try:
+            with db.unit_of_work() as session:
+                prepared = _prepare(session, delivery_id, campaigns)
+            if isinstance(prepared, Draft):
+                message = compose(prepared, settings=settings, tokens=tokens)
+                envelope = (settings.sender_email, [prepared.email], message.as_bytes())
+        except SQLAlchemyError:
+            raise  # the database, not this letter: the actor's retry deals with it
+        except Exception as exc:
+            # Whatever went wrong preparing this one letter (a template, a broken row, a
+            # header), it fails this row only, with the reason; the batch goes on.
+            if not isinstance(exc, ValidationError):
+                log.exception("letter of ledger row %s could not be prepared", delivery_id)
+            with db.unit_of_work() as session:
+                finish(session, delivery_id, DeliveryState.FAILED, reason=_reason(exc))
+            result.failed += 1
+            continue
+        if not isinstance(prepared, Draft):
+            if prepared == DeliveryState.SUPPRESSED:
                 result.suppressed += 1
-                continue
-            try:
-                message = compose(session, delivery, settings=settings, tokens=tokens)
-            except ValidationError as exc:
-                finish(session, delivery_id, DeliveryState.FAILED, reason=str(exc))
-                result.failed += 1
-                continue
-            attempts = delivery.attempts
-        envelope = (settings.sender_email, [delivery.email], message.as_bytes())
-        outcome = _send(mailer, envelope, attempts)
+            else:
+                result.skipped += 1  # handed back to `queued`
+            continue
+        outcome = _send(mailer, envelope, prepared.attempts)
         with db.unit_of_work() as session:
             if outcome.state is None:
                 if outcome.stop_batch:
@@ -210,6 +236,31 @@ def deliver_batch(
         for campaign_id in campaigns:
             scheduling.complete_if_done(session, campaign_id, now=now())
     return result
+
+
+def _prepare(session: Session, delivery_id: int, campaigns: set[int]) -> Draft | DeliveryState:
+    """Read what the letter of a claimed row needs, or hand the row back or suppress it."""
+    delivery = session.get_one(Delivery, delivery_id)
+    if delivery.campaign_id is not None:
+        campaigns.add(delivery.campaign_id)
+    if not scheduling.is_sending(session, delivery.campaign_id):
+        # Paused or cancelled since the batch was enqueued: hand the row back
+        # without counting an attempt; resuming enqueues it again.
+        _release(session, delivery_id, refund=True)
+        return DeliveryState.QUEUED
+    contact = session.get_one(Contact, delivery.contact_id)
+    version = session.get_one(LetterVersion, delivery.letter_version_id)
+    reason = suppression_reason(contact, version.letter.category)
+    if reason:
+        finish(session, delivery_id, DeliveryState.SUPPRESSED, reason=reason)
+        return DeliveryState.SUPPRESSED
+    return draft(session, delivery, contact, version)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return str(exc)
+    return f"the letter could not be prepared: {type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)

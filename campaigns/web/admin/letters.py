@@ -78,6 +78,9 @@ def version_create(letter_id: int) -> WerkzeugResponse | tuple[str, int]:
 @requires(Role.VIEWER)
 def version_preview(version_id: int) -> Response:
     with unit_of_work() as s:
-        rendered = letters.preview(letters.get_version(s, version_id))
+        sources = letters.version_sources(s, version_id)
+    # Rendered once the unit of work has closed: on SQLite even this read holds the write
+    # lock, and a slow template would keep every other writer waiting.
+    rendered = letters.preview(sources)
     return Response(rendered.html, mimetype="text/html",
                     headers={"Content-Security-Policy": PREVIEW_CSP})  # fmt: skip
