@@ -12,7 +12,7 @@ from functools import partial
 from bench import BenchError, Result
 from bench.raw_client import RawSMTPClient, wire_payload
 from bench.sink import Sink
-from campaigns.mailer import Letter, SMTPMailer, build_message
+from campaigns.delivery.mailer import Letter, SMTPMailer, build_message
 
 # Both sides move the same pre-built bytes through the SMTP dialogue; the mailer goes through
 # smtplib (reply parsing, dot-stuffing, reconnect checks). At half the reference rate the

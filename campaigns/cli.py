@@ -15,11 +15,13 @@ from urllib.parse import urlsplit
 import click
 from sqlalchemy import func, select
 
-from campaigns import accounts, demo, schema
+from campaigns import schema
+from campaigns.accounts import users as accounts
 from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key, local_url
 from campaigns.db import Database, utcnow
+from campaigns.embedded import demo
+from campaigns.embedded.services import RedisServer, SMTPCatcher, port_open
 from campaigns.errors import CampaignsError
-from campaigns.localservices import RedisServer, SMTPCatcher, port_open
 from campaigns.models import Contact, Role, User
 
 DEMO_ADMIN = "admin@example.com"

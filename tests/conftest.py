@@ -20,7 +20,7 @@ from sqlalchemy import text
 from campaigns import schema
 from campaigns.config import Settings
 from campaigns.db import Base, Database
-from campaigns.localservices import PostgresServer, RedisServer, SMTPCatcher, free_port
+from campaigns.embedded.services import PostgresServer, RedisServer, SMTPCatcher, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,10 +162,13 @@ def run_command(
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        banner = wait_until(
-            lambda: re.search(r"Admin:\s+(\S+)\s+Login:\s+(\S+) / (\S+)", log.read_text()),
-            timeout=60, what=f"the run command's banner; log:\n{log.read_text()}",
-        )  # fmt: skip
+
+        def started() -> re.Match[str] | None:
+            if process.poll() is not None:
+                pytest.fail(f"`campaigns run` exited with {process.returncode}:\n{log.read_text()}")
+            return re.search(r"Admin:\s+(\S+)\s+Login:\s+(\S+) / (\S+)", log.read_text())
+
+        banner = wait_until(started, timeout=60, what="the run command's banner")
         yield banner, log
     finally:
         os.killpg(process.pid, signal.SIGTERM)

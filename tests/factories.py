@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from campaigns import contacts, letters, segments
+from campaigns.audience import contacts, segments
+from campaigns.letters import authoring
 from campaigns.models import (
     Contact,
     ContactStatus,
@@ -51,15 +52,15 @@ def make_version(
     html: str = BODY,
     text: str | None = None,
 ) -> LetterVersion:
-    letter = letters.create_letter(session, name, kind=kind, category=category)
-    return letters.add_version(session, letter.id, subject=subject, html=html, text=text)
+    letter = authoring.create_letter(session, name, kind=kind, category=category)
+    return authoring.add_version(session, letter.id, subject=subject, html=html, text=text)
 
 
 def make_unchecked_version(
     session: Session, *, html: str, name: str = "Unchecked", subject: str = "Hello"
 ) -> LetterVersion:
     """Store a version as given, skipping add_version's checks (one saved before they existed)."""
-    letter = letters.create_letter(
+    letter = authoring.create_letter(
         session, name, kind=LetterKind.OTHER, category=LetterCategory.SERVICE
     )
     version = LetterVersion(

@@ -8,12 +8,12 @@ from email.policy import default as default_policy
 import pytest
 from sqlalchemy import select
 
-from campaigns import scheduling, sending
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
+from campaigns.delivery import scheduling, sending
+from campaigns.delivery.mailer import Letter, SMTPMailer, build_message
+from campaigns.embedded.services import SMTPCatcher
 from campaigns.errors import ValidationError
-from campaigns.localservices import SMTPCatcher
-from campaigns.mailer import Letter, SMTPMailer, build_message
 from campaigns.models import Delivery, DeliveryState
 from tests.factories import make_contact, make_segment, make_version
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns import letters, rendering
 from campaigns.db import Database
 from campaigns.errors import TemplateError, ValidationError
+from campaigns.letters import authoring, rendering
 from campaigns.models import LetterCategory, LetterKind
 from tests.factories import make_version
 
@@ -58,7 +58,7 @@ def test_template_injection_and_oversized_output_are_refused(db: Database, paylo
 
 
 def test_contact_fields_with_html_or_jinja_are_shown_as_text() -> None:
-    context = letters.sample_context()
+    context = authoring.sample_context()
     context["contact"] = dict(context["contact"], first_name="<b>{{ 7*7 }}</b>")
     out = rendering.render_string(
         rendering.HTML_ENV, "<p>{{ contact.first_name }}</p>", context, field="html"
@@ -68,4 +68,4 @@ def test_contact_fields_with_html_or_jinja_are_shown_as_text() -> None:
 
 def test_a_layout_must_have_a_place_for_the_body(db: Database) -> None:
     with db.unit_of_work() as s, pytest.raises(ValidationError, match="body"):
-        letters.create_layout(s, "Broken", "<html><body>nothing here</body></html>")
+        authoring.create_layout(s, "Broken", "<html><body>nothing here</body></html>")

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from campaigns import schema
 from campaigns.db import Base, make_engine
-from campaigns.localservices import PostgresServer
+from campaigns.embedded.services import PostgresServer
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

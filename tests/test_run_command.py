@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from campaigns.config import PUBLISHED_SECRETS
-from campaigns.localservices import RedisServer
+from campaigns.embedded.services import RedisServer
 from tests.conftest import run_command, wait_until
 
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from campaigns import audience, scheduling
 from campaigns.db import Database, utcnow
+from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryState
 from tests.factories import make_contact, make_segment, make_version
@@ -75,7 +75,7 @@ def test_a_campaign_far_past_its_time_is_not_sent_and_says_why(db: Database) -> 
         campaign = s.get_one(Campaign, campaign_id)
         assert campaign.status == CampaignStatus.DRAFT
         assert "more than 1 day" in campaign.status_reason
-        assert audience.counts_by_state(s, campaign_id)[DeliveryState.QUEUED] == 0
+        assert ledger.counts_by_state(s, campaign_id)[DeliveryState.QUEUED] == 0
 
 
 def test_holdout_puts_a_share_of_the_audience_aside_with_a_reason(db: Database) -> None:
@@ -83,7 +83,7 @@ def test_holdout_puts_a_share_of_the_audience_aside_with_a_reason(db: Database) 
     with db.unit_of_work() as s:
         scheduling.launch_due(s, now=utcnow())
     with db.unit_of_work() as s:
-        counts = audience.counts_by_state(s, campaign_id)
+        counts = ledger.counts_by_state(s, campaign_id)
         reasons = set(s.scalars(select(Delivery.reason).where(
             Delivery.state == DeliveryState.HELD_OUT)))  # fmt: skip
     assert 3 <= counts[DeliveryState.HELD_OUT] <= 20

@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from campaigns import scheduling, sending
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.localservices import SMTPCatcher
-from campaigns.mailer import SMTPMailer
+from campaigns.delivery import scheduling, sending
+from campaigns.delivery.mailer import SMTPMailer
+from campaigns.embedded.services import SMTPCatcher
 from campaigns.models import Campaign, CampaignStatus, ContactStatus, Delivery, DeliveryState, Event
 from campaigns.web import create_app
 from tests.conftest import ROOT, wait_until

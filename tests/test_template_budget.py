@@ -14,12 +14,14 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
-from campaigns import accounts, letters, rendering, scheduling, sending
+from campaigns.accounts import users
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
+from campaigns.delivery import scheduling, sending
+from campaigns.delivery.mailer import SMTPMailer
+from campaigns.embedded.services import SMTPCatcher
 from campaigns.errors import TemplateError
-from campaigns.localservices import SMTPCatcher
-from campaigns.mailer import SMTPMailer
+from campaigns.letters import authoring, rendering
 from campaigns.models import Delivery, DeliveryState, LetterCategory, LetterKind, Role
 from tests.factories import make_contact, make_segment, make_unchecked_version, make_version
 from tests.web.conftest import PASSWORD, create_test_app, login
@@ -46,7 +48,7 @@ def viewer(settings: Settings, db: Database) -> FlaskClient:
     """A client of the admin, logged in as a viewer."""
     app = create_test_app(settings, db)
     with db.unit_of_work() as s:
-        accounts.create_user(s, f"{Role.VIEWER}@example.com", PASSWORD, role=Role.VIEWER)
+        users.create_user(s, f"{Role.VIEWER}@example.com", PASSWORD, role=Role.VIEWER)
     client = app.test_client()
     login(client, Role.VIEWER)
     return client
@@ -66,13 +68,13 @@ def test_a_bomb_is_refused_within_the_budget_when_a_version_is_saved(
     db: Database, bomb: str, reason: str
 ) -> None:
     with db.unit_of_work() as s:
-        letter_id = letters.create_letter(
+        letter_id = authoring.create_letter(
             s, "Bomb", kind=LetterKind.OTHER, category=LetterCategory.SERVICE
         ).id
     started = time.monotonic()
     with pytest.raises(TemplateError, match=f"^html: .*{reason}") as refused:
         with db.unit_of_work() as s:
-            letters.add_version(s, letter_id, subject="Hello", html=f"<p>{bomb}</p>")
+            authoring.add_version(s, letter_id, subject="Hello", html=f"<p>{bomb}</p>")
     assert time.monotonic() - started < BUDGET
     assert refused.value.field == "html"
 
@@ -174,13 +176,13 @@ def _render_in_preview(db: Database, viewer: FlaskClient, settings: Settings) ->
 
 def _render_when_saving(db: Database, viewer: FlaskClient, settings: Settings) -> Render:
     with db.unit_of_work() as s:
-        letter_id = letters.create_letter(
+        letter_id = authoring.create_letter(
             s, "Bomb", kind=LetterKind.OTHER, category=LetterCategory.SERVICE
         ).id
 
     def save() -> None:
         with pytest.raises(TemplateError), db.unit_of_work() as s:
-            letters.add_version(s, letter_id, subject="Hello", html=NESTED_LOOPS)
+            authoring.add_version(s, letter_id, subject="Hello", html=NESTED_LOOPS)
 
     return save
 
@@ -258,7 +260,9 @@ def test_templates_that_grow_values_or_nest_without_bound_are_stopped_at_once(
 ) -> None:
     started = time.monotonic()
     with pytest.raises(TemplateError, match="^html: "):
-        rendering.render_string(rendering.HTML_ENV, payload, letters.sample_context(), field="html")
+        rendering.render_string(
+            rendering.HTML_ENV, payload, authoring.sample_context(), field="html"
+        )
     assert time.monotonic() - started < 1.0
 
 
@@ -307,6 +311,6 @@ def test_ordinary_letters_still_render_with_macros_loops_and_formatting() -> Non
         "{% set ns = namespace(total=0) %}{% for i in range(3) %}{{ item(i) }}"
         "{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }}"
     )
-    out = rendering.render_string(rendering.HTML_ENV, source, letters.sample_context(),
+    out = rendering.render_string(rendering.HTML_ENV, source, authoring.sample_context(),
                                   field="html")  # fmt: skip
     assert out == "<p>JANE a-3 1 2 1, 2 Jane?</p><li>0</li><li>1</li><li>2</li>3"

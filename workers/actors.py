@@ -6,7 +6,7 @@ import logging
 
 import dramatiq
 
-from campaigns import sending
+from campaigns.delivery import sending
 from workers import runtime
 from workers.broker import broker
 

@@ -7,7 +7,7 @@ from functools import cache
 
 from campaigns.config import Settings
 from campaigns.db import Database
-from campaigns.mailer import SMTPMailer
+from campaigns.delivery.mailer import SMTPMailer
 
 _local = threading.local()
 

@@ -7,8 +7,8 @@ import signal
 import threading
 from types import FrameType
 
-from campaigns import scheduling
 from campaigns.db import utcnow
+from campaigns.delivery import scheduling
 from workers import runtime
 from workers.actors import enqueue
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -10,6 +11,20 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from campaigns.db import Base, created_at, intpk, json_dict, str255, utcnow
+from campaigns.errors import ValidationError
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+
+
+def normalise_email(raw: str) -> str:
+    """Return the address trimmed and lower-cased, or raise ValidationError if it is not one.
+
+    The one canonical form of an address, for contacts and admin users alike.
+    """
+    email = (raw or "").strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise ValidationError(f"{raw!r} is not a valid e-mail address", field="email")
+    return email
 
 
 class ContactStatus(StrEnum):

@@ -21,7 +21,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from campaigns import accounts
+from campaigns.accounts import users
 from campaigns.errors import LoginThrottled, NotFound
 from campaigns.models import Role
 from campaigns.web.context import unit_of_work
@@ -55,7 +55,7 @@ def install(app: Flask) -> None:
         if user_id is not None:
             try:
                 with unit_of_work() as s:
-                    user = accounts.get_user(s, int(user_id))
+                    user = users.get_user(s, int(user_id))
                     if session.get("generation") != user.session_generation:
                         raise NotFound("this session was ended")  # logout, new password
                     g.user = {"id": user.id, "email": user.email, "name": user.name,
@@ -92,7 +92,7 @@ def login() -> Any:
     password = request.form.get("password", "")
     try:
         with unit_of_work() as s:
-            user = accounts.authenticate(s, email, password, remote_addr=request.remote_addr or "")
+            user = users.authenticate(s, email, password, remote_addr=request.remote_addr or "")
             user_id = user.id if user else None
             generation = user.session_generation if user else None
     except LoginThrottled as exc:
@@ -130,7 +130,7 @@ def same_site_path(target: str) -> str | None:
 def logout() -> Response:
     if g.get("user"):
         with unit_of_work() as s:
-            accounts.end_sessions(s, g.user["id"])
+            users.end_sessions(s, g.user["id"])
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

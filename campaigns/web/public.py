@@ -7,7 +7,8 @@ import base64
 from flask import Blueprint, Response, g, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from campaigns import tracking
+from campaigns.delivery.tokens import Tokens
+from campaigns.tracking import events
 from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("public", __name__)
@@ -15,8 +16,8 @@ PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAA
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
 
-def _tokens() -> tracking.Tokens:
-    return tracking.Tokens.from_settings(settings())
+def _tokens() -> Tokens:
+    return Tokens.from_settings(settings())
 
 
 def _from_admin() -> bool:
@@ -29,7 +30,7 @@ def open_pixel(token: str) -> Response:
     (delivery_id,) = _tokens().verify("open", token)
     if not _from_admin():
         with unit_of_work() as s:
-            tracking.record_open(s, delivery_id, user_agent=request.headers.get("User-Agent", ""))
+            events.record_open(s, delivery_id, user_agent=request.headers.get("User-Agent", ""))
     return Response(PIXEL_GIF, mimetype="image/gif", headers=NO_STORE)
 
 
@@ -38,9 +39,9 @@ def click(token: str) -> WerkzeugResponse:
     delivery_id, link_id = _tokens().verify("click", token, arity=2)
     with unit_of_work() as s:
         if _from_admin():
-            url = tracking.click_target(s, delivery_id, link_id)[1].url
+            url = events.click_target(s, delivery_id, link_id)[1].url
         else:
-            url = tracking.record_click(
+            url = events.record_click(
                 s, delivery_id, link_id, user_agent=request.headers.get("User-Agent", "")
             )
     response = redirect(url, code=302)

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from campaigns import accounts
+from campaigns.accounts import users
 from campaigns.config import Settings
 from campaigns.db import Database
 from campaigns.models import Role
@@ -21,7 +21,7 @@ def app(settings: Settings, db: Database) -> Flask:
     app = create_test_app(settings, db)
     with db.unit_of_work() as s:
         for role in Role:
-            accounts.create_user(s, f"{role}@example.com", PASSWORD, role=role)
+            users.create_user(s, f"{role}@example.com", PASSWORD, role=role)
     return app
 
 

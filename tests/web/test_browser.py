@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.localservices import RedisServer
+from campaigns.embedded.services import RedisServer
 from tests.conftest import run_command, wait_until
 
 pytestmark = pytest.mark.browser

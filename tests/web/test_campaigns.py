@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import select
 
-from campaigns import scheduling
 from campaigns.db import Database, utcnow
+from campaigns.delivery import scheduling
 from campaigns.models import Campaign, CampaignStatus, Role
 from tests.factories import make_contact, make_segment, make_version
 from tests.web.conftest import csrf_token, login

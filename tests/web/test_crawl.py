@@ -14,11 +14,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from campaigns import demo, scheduling, sending
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.localservices import SMTPCatcher
-from campaigns.mailer import SMTPMailer
+from campaigns.delivery import scheduling, sending
+from campaigns.delivery.mailer import SMTPMailer
+from campaigns.embedded import demo
+from campaigns.embedded.services import SMTPCatcher
 from campaigns.models import Role
 from tests.web.conftest import login
 

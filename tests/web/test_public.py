@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import select
 
-from campaigns import scheduling, sending
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
+from campaigns.delivery import scheduling, sending
+from campaigns.delivery.tokens import Tokens
 from campaigns.models import DeliveryState, Event, Role
-from campaigns.tracking import Tokens
 from tests.factories import make_contact, make_segment, make_version
 from tests.web.conftest import login
 

@@ -17,9 +17,10 @@ from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from campaigns import accounts, tracking
+from campaigns.accounts import users
 from campaigns.config import PUBLISHED_SECRETS, Settings, load_or_create_secret_key
 from campaigns.db import Database
+from campaigns.delivery.tokens import Tokens
 from campaigns.errors import ConfigError, LoginThrottled, TokenInvalid
 from campaigns.models import LoginAttempt, Role, User
 from tests.conftest import ROOT
@@ -38,7 +39,7 @@ def _forged_cookie(app: Flask, secret: str, user_id: int, generation: int = 0) -
 
 
 def _user(s: Session, email: str) -> User:
-    return next(u for u in accounts.list_users(s) if u.email == email)
+    return next(u for u in users.list_users(s) if u.email == email)
 
 
 def _admin_id(db: Database) -> int:
@@ -90,11 +91,11 @@ def test_a_rotated_key_still_opens_sent_links_but_never_a_session(
     app: Flask, db: Database, settings: Settings
 ) -> None:
     old, new = "old-key-0123456789abcdef", "new-key-0123456789abcdef"
-    link = tracking.Tokens(old).sign("open", 7)
-    rotated = tracking.Tokens(new, old_keys=(old,))
+    link = Tokens(old).sign("open", 7)
+    rotated = Tokens(new, old_keys=(old,))
     assert rotated.verify("open", link) == (7,)
     with pytest.raises(TokenInvalid):
-        tracking.Tokens(new).verify("open", link)
+        Tokens(new).verify("open", link)
 
     rotated_app = create_test_app(
         replace(settings, secret_key=new, old_secret_keys=(old,)), db
@@ -168,13 +169,13 @@ def test_a_password_change_or_disabling_ends_every_session(app: Flask, db: Datab
         with db.unit_of_work() as s:
             editor = _user(s, "editor@example.com")
             if change == "password":
-                accounts.set_password(s, editor.id, PASSWORD)
+                users.set_password(s, editor.id, PASSWORD)
             else:
-                accounts.set_active(s, editor.id, False)
+                users.set_active(s, editor.id, False)
         answer = client.get("/campaigns")
         assert answer.status_code == 302, change
         with db.unit_of_work() as s:
-            accounts.set_active(s, _user(s, "editor@example.com").id, True)
+            users.set_active(s, _user(s, "editor@example.com").id, True)
 
 
 def test_parallel_wrong_logins_let_no_more_than_the_limit_through(db: Database) -> None:
@@ -186,7 +187,7 @@ def test_parallel_wrong_logins_let_no_more_than_the_limit_through(db: Database) 
         barrier.wait()
         try:
             with db.unit_of_work() as s:
-                accounts.authenticate(s, "admin@example.com", "guess", remote_addr="10.9.9.9")
+                users.authenticate(s, "admin@example.com", "guess", remote_addr="10.9.9.9")
             outcomes.append("checked")
         except LoginThrottled:
             outcomes.append("throttled")
@@ -197,9 +198,9 @@ def test_parallel_wrong_logins_let_no_more_than_the_limit_through(db: Database) 
     for thread in threads:
         thread.join(timeout=60)
     assert len(outcomes) == guesses
-    assert outcomes.count("checked") == accounts.MAX_FAILURES_PER_EMAIL
+    assert outcomes.count("checked") == users.MAX_FAILURES_PER_EMAIL
     with db.unit_of_work() as s:
-        assert s.query(LoginAttempt).count() == accounts.MAX_FAILURES_PER_EMAIL
+        assert s.query(LoginAttempt).count() == users.MAX_FAILURES_PER_EMAIL
 
 
 @pytest.mark.parametrize(

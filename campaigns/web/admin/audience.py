@@ -8,9 +8,10 @@ from decimal import Decimal, InvalidOperation
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from campaigns import contacts, reports, segments
+from campaigns.audience import contacts, segments
 from campaigns.errors import ValidationError
 from campaigns.models import Role
+from campaigns.tracking import reports
 from campaigns.web.auth import requires
 from campaigns.web.context import unit_of_work
 

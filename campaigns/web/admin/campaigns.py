@@ -7,10 +7,13 @@ from datetime import datetime
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from campaigns import audience, letters, reports, scheduling, segments
+from campaigns.audience import segments
 from campaigns.db import utcnow
+from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition, ValidationError
+from campaigns.letters import authoring
 from campaigns.models import Role
+from campaigns.tracking import reports
 from campaigns.web.auth import requires
 from campaigns.web.context import enqueue, unit_of_work
 
@@ -29,7 +32,7 @@ def campaign_list() -> str:
 def campaign_new() -> str:
     with unit_of_work() as s:
         return render_template("admin/campaign_new.html", segments=segments.list_segments(s),
-                               versions=letters.list_versions(s))  # fmt: skip
+                               versions=authoring.list_versions(s))  # fmt: skip
 
 
 @bp.route("/campaigns", methods=["POST"])
@@ -68,7 +71,7 @@ def campaign_detail(campaign_id: int) -> str:
     with unit_of_work() as s:
         return render_template(
             "admin/campaign.html", campaign=scheduling.get_campaign(s, campaign_id),
-            counts=audience.counts_by_state(s, campaign_id),
+            counts=ledger.counts_by_state(s, campaign_id),
             funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
         )  # fmt: skip
 

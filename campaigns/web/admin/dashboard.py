@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from campaigns import contacts, outbox, reports, scheduling
+from campaigns.audience import contacts
+from campaigns.delivery import scheduling
+from campaigns.embedded import outbox
 from campaigns.models import Role
+from campaigns.tracking import reports
 from campaigns.web.auth import requires
 from campaigns.web.context import settings, unit_of_work
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from campaigns import letters
 from campaigns.errors import ValidationError
+from campaigns.letters import authoring
 from campaigns.models import LetterCategory, LetterKind, Role
 from campaigns.web.auth import requires
 from campaigns.web.context import unit_of_work
@@ -20,7 +20,7 @@ PREVIEW_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src d
 @requires(Role.VIEWER)
 def letter_list() -> str:
     with unit_of_work() as s:
-        return render_template("admin/letters.html", letters=letters.list_letters(s),
+        return render_template("admin/letters.html", letters=authoring.list_letters(s),
                                kinds=list(LetterKind), categories=list(LetterCategory))  # fmt: skip
 
 
@@ -30,7 +30,7 @@ def letter_create() -> WerkzeugResponse:
     form = request.form
     try:
         with unit_of_work() as s:
-            letter = letters.create_letter(
+            letter = authoring.create_letter(
                 s, form.get("name", ""), kind=LetterKind(form.get("kind", "other")),
                 category=LetterCategory(form.get("category", "service")),
             )  # fmt: skip
@@ -45,8 +45,9 @@ def letter_create() -> WerkzeugResponse:
 @requires(Role.VIEWER)
 def letter_detail(letter_id: int) -> str:
     with unit_of_work() as s:
-        letter = letters.get_letter(s, letter_id)
-        return render_template("admin/letter.html", letter=letter, layouts=letters.list_layouts(s),
+        letter = authoring.get_letter(s, letter_id)
+        return render_template("admin/letter.html", letter=letter,
+                               layouts=authoring.list_layouts(s),
                                latest=letter.versions[-1] if letter.versions else None)  # fmt: skip
 
 
@@ -56,7 +57,7 @@ def version_create(letter_id: int) -> WerkzeugResponse | tuple[str, int]:
     form = request.form
     try:
         with unit_of_work() as s:
-            version = letters.add_version(
+            version = authoring.add_version(
                 s, letter_id, subject=form.get("subject", ""), html=form.get("html", ""),
                 text=form.get("text") or None,
                 layout_id=int(form["layout_id"]) if form.get("layout_id") else None,
@@ -66,9 +67,9 @@ def version_create(letter_id: int) -> WerkzeugResponse | tuple[str, int]:
     except ValidationError as exc:
         flash(f"Version not saved: {exc}", "error")
         with unit_of_work() as s:
-            letter = letters.get_letter(s, letter_id)
+            letter = authoring.get_letter(s, letter_id)
             page = render_template("admin/letter.html", letter=letter, form=form,
-                                   layouts=letters.list_layouts(s), latest=None)  # fmt: skip
+                                   layouts=authoring.list_layouts(s), latest=None)  # fmt: skip
         return page, 400
     flash(f"Saved version {number}.", "success")
     return redirect(url_for("letters.letter_detail", letter_id=letter_id))
@@ -78,9 +79,9 @@ def version_create(letter_id: int) -> WerkzeugResponse | tuple[str, int]:
 @requires(Role.VIEWER)
 def version_preview(version_id: int) -> Response:
     with unit_of_work() as s:
-        sources = letters.version_sources(s, version_id)
+        sources = authoring.version_sources(s, version_id)
     # Rendered once the unit of work has closed: on SQLite even this read holds the write
     # lock, and a slow template would keep every other writer waiting.
-    rendered = letters.preview(sources)
+    rendered = authoring.preview(sources)
     return Response(rendered.html, mimetype="text/html",
                     headers={"Content-Security-Policy": PREVIEW_CSP})  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
-from campaigns import outbox
+from campaigns.embedded import outbox
 from campaigns.models import Role
 from campaigns.web.admin.letters import PREVIEW_CSP
 from campaigns.web.auth import requires

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from campaigns import accounts
+from campaigns.accounts import audit, users
 from campaigns.errors import ValidationError
 from campaigns.models import Role
 from campaigns.web.auth import requires
@@ -18,7 +18,7 @@ bp = Blueprint("users", __name__)
 @requires(Role.ADMIN)
 def user_list() -> str:
     with unit_of_work() as s:
-        return render_template("admin/users.html", users=accounts.list_users(s), roles=list(Role))
+        return render_template("admin/users.html", users=users.list_users(s), roles=list(Role))
 
 
 @bp.route("/users", methods=["POST"])
@@ -27,10 +27,10 @@ def user_create() -> Response:
     form = request.form
     try:
         with unit_of_work() as s:
-            user = accounts.create_user(s, form.get("email", ""), form.get("password", ""),
+            user = users.create_user(s, form.get("email", ""), form.get("password", ""),
                                         role=Role(form.get("role", "viewer")),
                                         name=form.get("name", ""))  # fmt: skip
-            accounts.audit(s, "user.create", user_id=g.user["id"], target_type="user",
+            audit.record(s, "user.create", user_id=g.user["id"], target_type="user",
                            target_id=user.id, role=user.role)  # fmt: skip
             email = user.email
     except (ValidationError, ValueError) as exc:
@@ -45,8 +45,8 @@ def user_create() -> Response:
 def user_active(user_id: int, action: str) -> Response:
     try:
         with unit_of_work() as s:
-            user = accounts.set_active(s, user_id, action == "enable", by_user_id=g.user["id"])
-            accounts.audit(s, f"user.{action}", user_id=g.user["id"], target_type="user",
+            user = users.set_active(s, user_id, action == "enable", by_user_id=g.user["id"])
+            audit.record(s, f"user.{action}", user_id=g.user["id"], target_type="user",
                            target_id=user.id)  # fmt: skip
             email = user.email
     except ValidationError as exc:
@@ -67,9 +67,9 @@ def own_password() -> Response | str | tuple[str, int]:
         if form.get("new", "") != form.get("repeat", ""):
             raise ValidationError("the two new passwords differ", field="repeat")
         with unit_of_work() as s:
-            user = accounts.change_own_password(s, g.user["id"], form.get("current", ""),
+            user = users.change_own_password(s, g.user["id"], form.get("current", ""),
                                                 form.get("new", ""))  # fmt: skip
-            accounts.audit(s, "user.password", user_id=user.id, target_type="user",
+            audit.record(s, "user.password", user_id=user.id, target_type="user",
                            target_id=user.id)  # fmt: skip
             generation = user.session_generation
     except ValidationError as exc:

@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from campaigns import audience, letters, segments
+from campaigns.audience import segments
 from campaigns.db import require
+from campaigns.delivery import ledger
 from campaigns.errors import InvalidTransition, ValidationError
+from campaigns.letters import authoring
 from campaigns.models import (
     CAMPAIGN_TRANSITIONS,
     OPEN_STATES,
@@ -38,7 +40,7 @@ def create_campaign(
     if not 0 <= holdout_percent <= 50:
         raise ValidationError("the holdout must be between 0 and 50 percent", field="holdout")
     segments.get_segment(session, segment_id)
-    letters.get_version(session, letter_version_id)
+    authoring.get_version(session, letter_version_id)
     campaign = Campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
         holdout_percent=holdout_percent, created_by_id=created_by_id,
@@ -142,7 +144,7 @@ def launch_due(
         except InvalidTransition:
             continue  # another tick got there first
         campaign.started_at = now
-        added = audience.materialise(session, campaign, now=now)
+        added = ledger.materialise(session, campaign, now=now)
         launched.append(Launch(campaign.id, added, queued_batches(session, campaign.id,
                                                                   size=batch_size)))  # fmt: skip
         complete_if_done(session, campaign.id, now=now)

@@ -1,4 +1,4 @@
-"""Admin users: creation, password checks with login throttling, and the audit trail."""
+"""Admin users: creation, passwords, throttled logins and revocable sessions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from campaigns.contacts import normalise_email
 from campaigns.db import require, utcnow
 from campaigns.errors import LoginThrottled, NotFound, ValidationError
-from campaigns.models import AuditEntry, LoginAttempt, Role, User
+from campaigns.models import LoginAttempt, Role, User
+from campaigns.models.contacts import normalise_email
 
 MIN_PASSWORD_LENGTH = 10
 THROTTLE_WINDOW = timedelta(minutes=15)
@@ -180,24 +180,3 @@ def get_user(session: Session, user_id: int) -> User:
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.email)))
-
-
-def audit(
-    session: Session,
-    action: str,
-    *,
-    user_id: int | None,
-    target_type: str = "",
-    target_id: int | None = None,
-    **detail: object,
-) -> None:
-    """Record who did what to which thing."""
-    session.add(
-        AuditEntry(
-            user_id=user_id,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            detail={k: str(v) for k, v in detail.items()},
-        )  # fmt: skip
-    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -13,16 +12,7 @@ from sqlalchemy.orm import Session
 from campaigns.db import require
 from campaigns.errors import ValidationError
 from campaigns.models import Contact, ContactStatus, Contract, ContractStatus
-
-_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-
-
-def normalise_email(raw: str) -> str:
-    """Return the address trimmed and lower-cased, or raise ValidationError if it is not one."""
-    email = (raw or "").strip().lower()
-    if len(email) > 320 or not _EMAIL.match(email):
-        raise ValidationError(f"{raw!r} is not a valid e-mail address", field="email")
-    return email
+from campaigns.models.contacts import normalise_email
 
 
 def create_contact(

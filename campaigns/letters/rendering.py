@@ -20,8 +20,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from markupsafe import Markup, escape
 
-from campaigns import deadlines
 from campaigns.errors import TemplateError
+from campaigns.letters import deadlines
 
 MAX_OUTPUT_CHARS = 2_000_000  # the whole letter, and any one value built while rendering it
 MAX_SEQUENCE_PRODUCT = 100_000  # `'x' * n`, `|batch(n)` and the like

@@ -13,11 +13,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from campaigns import audience, rendering, scheduling
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.errors import ValidationError
-from campaigns.mailer import (
+from campaigns.delivery import ledger, scheduling
+from campaigns.delivery.mailer import (
     AmbiguousSendError,
     Letter,
     Mailer,
@@ -26,6 +25,9 @@ from campaigns.mailer import (
     build_message,
     new_message_id,
 )
+from campaigns.delivery.tokens import Tokens
+from campaigns.errors import ValidationError
+from campaigns.letters import rendering
 from campaigns.models import (
     Contact,
     Contract,
@@ -34,7 +36,6 @@ from campaigns.models import (
     LetterCategory,
     LetterVersion,
 )
-from campaigns.tracking import Tokens
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -88,7 +89,7 @@ def finish(
 
 def suppression_reason(contact: Contact, category: LetterCategory) -> str | None:
     """Why this contact must not get a letter of this category now, or None."""
-    if contact.status in audience.SUPPRESSED_STATUSES[category]:
+    if contact.status in ledger.SUPPRESSED_STATUSES[category]:
         return f"contact is {contact.status}"
     return None
 

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Insert, Integer, case, cast, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from campaigns import segments
+from campaigns.audience import segments
 from campaigns.db import UTCDateTime
 from campaigns.models import Campaign, Contact, ContactStatus, Delivery, DeliveryState
 from campaigns.models import LetterCategory as Category

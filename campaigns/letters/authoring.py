@@ -14,9 +14,9 @@ from premailer import Premailer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaigns import rendering
 from campaigns.db import require
 from campaigns.errors import TemplateError, ValidationError
+from campaigns.letters import rendering
 from campaigns.models import (
     Layout,
     Letter,

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from campaigns import contacts, letters, scheduling, segments
+from campaigns.audience import contacts, segments
+from campaigns.delivery import scheduling
+from campaigns.letters import authoring
 from campaigns.models import Campaign, LetterCategory, LetterKind
 
-STOCK_DIR = Path(__file__).resolve().parent.parent / "templates" / "letters"
+STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
 
 # (file, letter name, kind, category, subject); the file names are ours, never user input.
 STOCK_LETTERS = [
@@ -37,11 +39,11 @@ PEOPLE = [
 
 def load(session: Session, *, today: date, now: datetime) -> Campaign:
     """Create the demo data and schedule its first campaign for `now`; return it."""
-    layout = letters.create_layout(session, "Standard", (STOCK_DIR / "layout.html").read_text())
+    layout = authoring.create_layout(session, "Standard", (STOCK_DIR / "layout.html").read_text())
     versions = {}
     for filename, name, kind, category, subject in STOCK_LETTERS:
-        letter = letters.create_letter(session, name, kind=kind, category=category)
-        versions[kind] = letters.add_version(
+        letter = authoring.create_letter(session, name, kind=kind, category=category)
+        versions[kind] = authoring.add_version(
             session, letter.id, subject=subject, html=(STOCK_DIR / filename).read_text(),
             layout_id=layout.id,
         )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Audience: customers (contacts), their contracts, and segments that select among them."""

@@ -1,0 +1,1 @@
+"""Delivery: campaign lifecycle, the ledger, sending over SMTP, and the tokens letters carry."""

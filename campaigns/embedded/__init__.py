@@ -1,0 +1,1 @@
+"""Embedded: what lets one machine run alone — local services, the Outbox, demo data."""

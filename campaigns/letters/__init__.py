@@ -1,0 +1,1 @@
+"""Letters: authoring versions (validation, CSS inlining, links) and rendering them safely."""

@@ -1,0 +1,1 @@
+"""Tracking: what customers did with their letters (events) and the results (reports)."""
