@@ -21,7 +21,7 @@ from campaigns.delivery import scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.errors import TemplateError
-from campaigns.letters import authoring, rendering
+from campaigns.letters import authoring, rendering, sandbox
 from campaigns.models import Delivery, DeliveryState, LetterCategory, LetterKind, Role
 from tests.factories import make_contact, make_segment, make_unchecked_version, make_version
 from tests.web.conftest import PASSWORD, create_test_app, login
@@ -260,9 +260,7 @@ def test_templates_that_grow_values_or_nest_without_bound_are_stopped_at_once(
 ) -> None:
     started = time.monotonic()
     with pytest.raises(TemplateError, match="^html: "):
-        rendering.render_string(
-            rendering.HTML_ENV, payload, authoring.sample_context(), field="html"
-        )
+        rendering.render_string(sandbox.HTML_ENV, payload, authoring.sample_context(), field="html")
     assert time.monotonic() - started < 1.0
 
 
@@ -277,7 +275,7 @@ def test_a_deadline_that_passes_as_a_render_ends_never_fires_afterwards_nor_hang
         for n in range(500):
             try:
                 rendering.render_string(
-                    rendering.TEXT_ENV, loop, {}, field="text", seconds=0.0003 * (n % 10)
+                    sandbox.TEXT_ENV, loop, {}, field="text", seconds=0.0003 * (n % 10)
                 )
                 outcomes.append("rendered")
             except TemplateError:
@@ -311,6 +309,6 @@ def test_ordinary_letters_still_render_with_macros_loops_and_formatting() -> Non
         "{% set ns = namespace(total=0) %}{% for i in range(3) %}{{ item(i) }}"
         "{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }}"
     )
-    out = rendering.render_string(rendering.HTML_ENV, source, authoring.sample_context(),
+    out = rendering.render_string(sandbox.HTML_ENV, source, authoring.sample_context(),
                                   field="html")  # fmt: skip
     assert out == "<p>JANE a-3 1 2 1, 2 Jane?</p><li>0</li><li>1</li><li>2</li>3"

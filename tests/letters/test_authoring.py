@@ -6,7 +6,7 @@ import pytest
 
 from campaigns.db import Database
 from campaigns.errors import TemplateError, ValidationError
-from campaigns.letters import authoring, rendering
+from campaigns.letters import authoring, rendering, sandbox
 from campaigns.models import LetterCategory, LetterKind
 from tests.factories import make_version
 
@@ -61,7 +61,7 @@ def test_contact_fields_with_html_or_jinja_are_shown_as_text() -> None:
     context = authoring.sample_context()
     context["contact"] = dict(context["contact"], first_name="<b>{{ 7*7 }}</b>")
     out = rendering.render_string(
-        rendering.HTML_ENV, "<p>{{ contact.first_name }}</p>", context, field="html"
+        sandbox.HTML_ENV, "<p>{{ contact.first_name }}</p>", context, field="html"
     )
     assert out == "<p>&lt;b&gt;{{ 7*7 }}&lt;/b&gt;</p>"
 
