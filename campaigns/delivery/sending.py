@@ -188,7 +188,7 @@ def deliver_batch(
     Each letter is read in one short unit of work, rendered and sent with none open, and
     recorded in another, so a slow template or server never blocks other writers.
     """
-    tokens = Tokens(settings.secret_key)
+    tokens = Tokens.from_settings(settings)
     result = BatchResult()
     with db.unit_of_work() as session:
         claimed = claim(session, delivery_ids, now=now())

@@ -77,4 +77,18 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         expect(preview.locator("body")).to_contain_text("Dear Jane")  # sample data
         expect(page.get_by_label("Subject")).to_have_value("Keep your {{ contract.product }} cover")
         page.screenshot(path=str(SCREENSHOTS / "letter-editor.png"), full_page=True)
+
+        # Every contact row opens the contact's page, with the letters it was sent.
+        page.get_by_role("link", name="Contacts", exact=True).click()
+        page.get_by_role("link", name="ada.lovelace@example.com").click()
+        expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
+        expect(page.locator("table").nth(1)).to_contain_text("Policy re-statement")
+        page.screenshot(path=str(SCREENSHOTS / "contact.png"), full_page=True)
+
+        # On a phone, an unknown address answers a page, not a server error.
+        page.set_viewport_size({"width": 390, "height": 844})
+        answer = page.goto(url + "no/such/page")
+        assert answer is not None and answer.status == 404
+        expect(page.get_by_role("heading", name="404 · Not found")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "not-found-phone.png"), full_page=True)
         browser.close()
