@@ -37,6 +37,9 @@ class Settings:
     tick_seconds: float = 5.0
     batch_size: int = 200
     smtp_timeout: float = 30.0
+    heartbeat_seconds: float = 10.0
+    worker_stale_seconds: float = 60.0
+    reconcile_seconds: float = 120.0
     cookie_secure: bool = False
     # Retired keys still accepted for tracking links already sent; never for sessions.
     old_secret_keys: tuple[str, ...] = ()
@@ -100,6 +103,9 @@ class Settings:
             tick_seconds=_float(env, "TICK_SECONDS", 5.0, low=0.05),
             batch_size=_int(env, "BATCH_SIZE", 200, low=1, high=10_000),
             smtp_timeout=_float(env, "SMTP_TIMEOUT", 30.0, low=0.1),
+            heartbeat_seconds=_float(env, "HEARTBEAT_SECONDS", 10.0, low=0.1),
+            worker_stale_seconds=_float(env, "WORKER_STALE_SECONDS", 60.0, low=0.5),
+            reconcile_seconds=_float(env, "RECONCILE_SECONDS", 120.0, low=0.5),
             cookie_secure=public_url.startswith("https://"),
             old_secret_keys=old_keys,
         )

@@ -18,7 +18,11 @@ __all__ = ["broker", "send_batch"]
 def send_batch(delivery_ids: list[int]) -> None:
     """Send the letters of these ledger rows; rows already claimed are skipped."""
     result = sending.deliver_batch(
-        runtime.database(), delivery_ids, mailer=runtime.mailer(), settings=runtime.settings()
+        runtime.database(),
+        delivery_ids,
+        mailer=runtime.mailer(),
+        settings=runtime.settings(),
+        worker=runtime.worker_id(),
     )
     log.info("batch of %d: %s", len(delivery_ids), result)
     if result.retry:

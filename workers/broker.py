@@ -6,12 +6,14 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from campaigns.config import Settings
+from workers.heartbeat import Heartbeat
 
 
 def setup_broker(settings: Settings | None = None) -> RedisBroker:
     """Create the Redis broker for REDIS_URL and make it Dramatiq's global broker."""
     settings = settings or Settings.from_env()
     broker = RedisBroker(url=settings.redis_url)
+    broker.add_middleware(Heartbeat())
     dramatiq.set_broker(broker)
     return broker
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from functools import cache
 
@@ -10,6 +12,11 @@ from campaigns.db import Database
 from campaigns.delivery.mailer import SMTPMailer
 
 _local = threading.local()
+
+
+def worker_id() -> str:
+    """This process, as the ledger names who claimed a row (host:pid; differs per fork)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @cache

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 
 from campaigns.db import utcnow
-from campaigns.delivery import scheduling
+from campaigns.delivery import recovery, scheduling
 from workers import runtime
 from workers.actors import enqueue
 
@@ -16,14 +17,34 @@ log = logging.getLogger(__name__)
 
 
 def tick() -> int:
-    """Run one scheduler tick; return how many campaigns it launched."""
+    """Run one scheduler tick; return how many campaigns it launched.
+
+    Each tick also heals the ledger: rows of workers that stopped beating are taken back,
+    and queued rows whose work order is overdue (lost by Redis, or never sent because the
+    enqueue after a commit failed) are enqueued again.
+    """
     config = runtime.settings()
+    now = utcnow()
     with runtime.database().unit_of_work() as session:
-        launches = scheduling.launch_due(session, now=utcnow(), batch_size=config.batch_size)
+        launches = scheduling.launch_due(session, now=now, batch_size=config.batch_size)
     # Enqueue only after the commit: a worker must find the rows it is told about.
     for launch in launches:
         enqueue(launch.batches)
         log.info("launched campaign #%d: %d ledger rows", launch.campaign_id, launch.added)
+    with runtime.database().unit_of_work() as session:
+        reaped = recovery.reap(
+            session, now=now, stale_after=timedelta(seconds=config.worker_stale_seconds)
+        )
+        overdue = recovery.overdue_batches(
+            session, now=now, grace=timedelta(seconds=config.reconcile_seconds),
+            size=config.batch_size,
+        )  # fmt: skip
+    if reaped.requeued or reaped.ambiguous:
+        log.warning("took back %d row(s) of stopped workers; %d marked ambiguous",
+                    len(reaped.requeued), len(reaped.ambiguous))  # fmt: skip
+    if overdue:
+        log.warning("re-enqueued %d overdue row(s)", sum(map(len, overdue)))
+        enqueue(overdue)
     return len(launches)
 
 

@@ -67,9 +67,10 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
         reason,
         literal(0),
         literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
     ).where(segments.membership(campaign.segment, today=now.date()))
     columns = ["campaign_id", "contact_id", "segment_id", "letter_version_id", "email", "state",
-               "reason", "attempts", "created_at"]  # fmt: skip
+               "reason", "attempts", "created_at", "due_at"]  # fmt: skip
     stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, audience)
     result = session.execute(stmt)
     return int(getattr(result, "rowcount", 0) or 0)

@@ -29,7 +29,13 @@ class SendError(CampaignsError):
 
 
 class TransientSendError(SendError):
-    """A 4xx reply or a connection that could not be opened: try again later."""
+    """A 4xx reply, a timeout, or a connection that could not be opened: try again later."""
+
+    def __init__(self, message: str, *, code: int | None = None, server_down: bool = False):
+        super().__init__(message, code=code)
+        # True when no connection could be had at all: every letter would fail the same
+        # way, so the batch is handed back. False for this one recipient's trouble.
+        self.server_down = server_down
 
 
 class PermanentSendError(SendError):
@@ -142,7 +148,9 @@ class SMTPMailer:
             if self.username:
                 conn.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientSendError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise TransientSendError(
+                f"cannot connect to {self.host}:{self.port}: {exc}", server_down=True
+            ) from None
         return conn
 
     def send(self, sender: str, recipients: Sequence[str], data: bytes) -> None:
@@ -158,10 +166,14 @@ class SMTPMailer:
                 self._envelope(self._conn, sender, recipients)
                 break
             except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                # Nothing of this letter was accepted yet, so reconnecting is safe.
+                # Nothing of this letter was accepted yet, so reconnecting is safe. Failing
+                # again on a fresh connection that opened fine is this recipient's trouble
+                # (a server that hangs at RCPT for them), not the whole server's.
                 self._drop()
                 if attempt == 2:
-                    raise TransientSendError(f"connection lost before sending: {exc}") from None
+                    raise TransientSendError(
+                        f"the server stopped answering for this recipient: {exc or 'timed out'}"
+                    ) from None
         assert self._conn is not None
         try:
             code, reply = self._conn.data(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -53,8 +53,10 @@ class BatchResult:
     retry: list[int] = field(default_factory=list)
 
 
-def claim(session: Session, delivery_ids: list[int], *, now: datetime) -> list[int]:
-    """Move queued rows to sending and return those this caller won.
+def claim(
+    session: Session, delivery_ids: list[int], *, now: datetime, worker: str = ""
+) -> list[int]:
+    """Move queued rows to sending for `worker` and return those this caller won.
 
     `UPDATE … WHERE state = 'queued'` is atomic on SQLite and PostgreSQL, so a message
     delivered twice, or two workers on the same batch, never send a row twice.
@@ -64,7 +66,13 @@ def claim(session: Session, delivery_ids: list[int], *, now: datetime) -> list[i
     result = session.execute(
         update(Delivery)
         .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.QUEUED)
-        .values(state=DeliveryState.SENDING, claimed_at=now, attempts=Delivery.attempts + 1)
+        .values(
+            state=DeliveryState.SENDING,
+            claimed_at=now,
+            claimed_by=worker or None,
+            in_flight_at=None,
+            attempts=Delivery.attempts + 1,
+        )  # fmt: skip
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
@@ -76,7 +84,7 @@ def finish(
     message_id: str | None = None, now: datetime | None = None,
 ) -> None:  # fmt: skip
     """Record the outcome of a row that is `sending`."""
-    values: dict[str, Any] = {"state": state, "reason": reason[:2000]}
+    values: dict[str, Any] = {"state": state, "reason": reason[:2000], "in_flight_at": None}
     if state == DeliveryState.SENT:
         values.update(message_id=message_id, sent_at=now or utcnow())
     session.execute(
@@ -179,6 +187,7 @@ def deliver_batch(
     *,
     mailer: Mailer,
     settings: Settings,
+    worker: str = "",
     now: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
     """Claim and send a batch of ledger rows; each outcome is committed as it happens.
@@ -191,13 +200,13 @@ def deliver_batch(
     tokens = Tokens.from_settings(settings)
     result = BatchResult()
     with db.unit_of_work() as session:
-        claimed = claim(session, delivery_ids, now=now())
+        claimed = claim(session, delivery_ids, now=now(), worker=worker)
     result.skipped = len(delivery_ids) - len(claimed)
     campaigns: set[int] = set()
     for index, delivery_id in enumerate(claimed):
         try:
             with db.unit_of_work() as session:
-                prepared = _prepare(session, delivery_id, campaigns)
+                prepared = _prepare(session, delivery_id, campaigns, now=now())
             if isinstance(prepared, Draft):
                 message = compose(prepared, settings=settings, tokens=tokens)
                 envelope = (settings.sender_email, [prepared.email], message.as_bytes())
@@ -221,13 +230,13 @@ def deliver_batch(
         outcome = _send(mailer, envelope, prepared.attempts)
         with db.unit_of_work() as session:
             if outcome.state is None:
+                due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
                 if outcome.stop_batch:
                     # The server is unreachable: give every remaining row back untouched.
-                    for rest in claimed[index:]:
-                        _release(session, rest, refund=True)
+                    release(session, claimed[index:], refund=True, due_at=due_at)
                     result.retry.extend(claimed[index:])
                     break
-                _release(session, delivery_id)
+                release(session, [delivery_id], due_at=due_at)
                 result.retry.append(delivery_id)
                 continue
             finish(session, delivery_id, outcome.state, reason=outcome.reason,
@@ -239,15 +248,24 @@ def deliver_batch(
     return result
 
 
-def _prepare(session: Session, delivery_id: int, campaigns: set[int]) -> Draft | DeliveryState:
-    """Read what the letter of a claimed row needs, or hand the row back or suppress it."""
+def _prepare(
+    session: Session, delivery_id: int, campaigns: set[int], *, now: datetime
+) -> Draft | DeliveryState:
+    """Read what the letter of a claimed row needs, or hand the row back or suppress it.
+
+    A row that will be sent is marked in flight in this same commit, just before its
+    letter is rendered and handed to SMTP: if the worker dies from here until the outcome
+    is recorded, the reaper makes it `ambiguous` instead of sending it again. (A death
+    while rendering, a few milliseconds, makes a letter that never left `ambiguous` too:
+    the safe side.)
+    """
     delivery = session.get_one(Delivery, delivery_id)
     if delivery.campaign_id is not None:
         campaigns.add(delivery.campaign_id)
     if not scheduling.is_sending(session, delivery.campaign_id):
         # Paused or cancelled since the batch was enqueued: hand the row back
         # without counting an attempt; resuming enqueues it again.
-        _release(session, delivery_id, refund=True)
+        release(session, [delivery_id], refund=True, due_at=now)
         return DeliveryState.QUEUED
     contact = session.get_one(Contact, delivery.contact_id)
     version = session.get_one(LetterVersion, delivery.letter_version_id)
@@ -255,7 +273,9 @@ def _prepare(session: Session, delivery_id: int, campaigns: set[int]) -> Draft |
     if reason:
         finish(session, delivery_id, DeliveryState.SUPPRESSED, reason=reason)
         return DeliveryState.SUPPRESSED
-    return draft(session, delivery, contact, version)
+    prepared = draft(session, delivery, contact, version)
+    delivery.in_flight_at = now
+    return prepared
 
 
 def _reason(exc: Exception) -> str:
@@ -279,7 +299,7 @@ def _send(mailer: Mailer, envelope: tuple[str, list[str], bytes], attempts: int)
     except AmbiguousSendError as exc:
         return _Outcome(DeliveryState.AMBIGUOUS, str(exc))
     except TransientSendError as exc:
-        if exc.code is None:
+        if exc.server_down:
             log.warning("SMTP unreachable, batch released: %s", exc)
             return _Outcome(None, str(exc), stop_batch=True)
         if attempts >= MAX_ATTEMPTS:
@@ -288,14 +308,19 @@ def _send(mailer: Mailer, envelope: tuple[str, list[str], bytes], attempts: int)
     return _Outcome(DeliveryState.SENT)
 
 
-def _release(session: Session, delivery_id: int, *, refund: bool = False) -> None:
-    """Put a `sending` row back to `queued`; a refund does not count the attempt."""
-    values: dict[str, Any] = {"state": DeliveryState.QUEUED, "claimed_at": None}
+def release(
+    session: Session, delivery_ids: list[int], *, due_at: datetime, refund: bool = False
+) -> None:
+    """Put `sending` rows back to `queued`, due again at `due_at`; a refund keeps the attempt."""
+    values: dict[str, Any] = {
+        "state": DeliveryState.QUEUED, "claimed_at": None, "claimed_by": None,
+        "in_flight_at": None, "due_at": due_at,
+    }  # fmt: skip
     if refund:
         values["attempts"] = Delivery.attempts - 1
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
+        .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.SENDING)
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -5,6 +5,7 @@ Production points DATABASE_URL, REDIS_URL and SMTP_URL at real services instead.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import mailbox
 import os
@@ -169,7 +170,18 @@ class _Handler:
     store: Callable[[Received], None]
     # Optional hook deciding the reply per envelope, for fault scenarios in tests.
     reply: Callable[[Received], str | None] | None = None
+    # Optional hook: seconds to stall before answering RCPT for an address (a hanging server).
+    rcpt_delay: Callable[[str], float] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        delay = self.rcpt_delay(address) if self.rcpt_delay is not None else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
@@ -190,6 +202,7 @@ class SMTPCatcher:
         self.maildir = maildir
         self.messages: list[Received] = []
         self.reply: Callable[[Received], str | None] | None = None
+        self.rcpt_delay: Callable[[str], float] | None = None
         self._controller: Any = None
 
     @property
@@ -206,7 +219,11 @@ class SMTPCatcher:
 
         if self.maildir is not None:
             self.maildir.parent.mkdir(parents=True, exist_ok=True)
-        handler = _Handler(self._store, reply=lambda r: self.reply(r) if self.reply else None)
+        handler = _Handler(
+            self._store,
+            reply=lambda r: self.reply(r) if self.reply else None,
+            rcpt_delay=lambda a: self.rcpt_delay(a) if self.rcpt_delay else 0.0,
+        )
         self._controller = Controller(
             handler, hostname="127.0.0.1", port=self.port, data_size_limit=50 * 1024 * 1024
         )

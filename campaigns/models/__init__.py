@@ -10,7 +10,13 @@ from campaigns.models.campaigns import (
     CampaignStatus,
 )
 from campaigns.models.contacts import Contact, ContactStatus, Contract, ContractStatus
-from campaigns.models.deliveries import DELIVERY_TRANSITIONS, OPEN_STATES, Delivery, DeliveryState
+from campaigns.models.deliveries import (
+    DELIVERY_TRANSITIONS,
+    OPEN_STATES,
+    Delivery,
+    DeliveryState,
+    WorkerHeartbeat,
+)
 from campaigns.models.events import Conversion, Event, EventKind
 from campaigns.models.letters import (
     Layout,
@@ -24,6 +30,7 @@ from campaigns.models.letters import (
 from campaigns.models.segments import Segment, SegmentKind, SegmentMember
 
 __all__ = [
+    "WorkerHeartbeat",
     "CAMPAIGN_TRANSITIONS",
     "DELIVERY_TRANSITIONS",
     "OPEN_STATES",

@@ -53,6 +53,7 @@ class Delivery(Base):
         UniqueConstraint("automation_step_id", "contract_id", "term"),
         Index("ix_deliveries_campaign_id_state", "campaign_id", "state"),
         Index("ix_deliveries_state_claimed_at", "state", "claimed_at"),
+        Index("ix_deliveries_state_due_at", "state", "due_at"),
     )
 
     id: Mapped[intpk]
@@ -71,4 +72,21 @@ class Delivery(Base):
     message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[created_at]
     claimed_at: Mapped[datetime | None]
+    # The worker process that claimed the row (host:pid), so a reaper can tell whose it is.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    # Set in the same commit that hands the letter to SMTP: if the worker dies with this
+    # set, the letter may have gone, so the row becomes `ambiguous`, never sent again.
+    in_flight_at: Mapped[datetime | None]
+    # When a queued row is next due to be worked on (its launch, or after a retry's
+    # back-off); the reconciler re-enqueues queued rows that are overdue.
+    due_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """A worker process saying it is alive; rows it claimed are its own while it beats."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime]
