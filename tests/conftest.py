@@ -106,17 +106,13 @@ def settings(env: dict[str, str]) -> Settings:
     return Settings.from_env(env)
 
 
-@pytest.fixture
-def worker(env: dict[str, str], redis_server: RedisServer, tmp_path: Path) -> Iterator[Path]:
-    """A real Dramatiq worker process on the test's Redis; yields its log file."""
-    # Ledger ids restart in every test database: no message of an earlier test may survive.
-    redis.Redis.from_url(redis_server.url).flushall()
-    log = tmp_path / "worker.log"
+def start_worker(env: dict[str, str], log: Path, *, threads: int = 2) -> subprocess.Popen[bytes]:
+    """Start a real Dramatiq worker process logging to `log` (a new file); wait till it is ready."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1",
-             "--threads", "2"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+             "--threads", str(threads)],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + 30
     while b"ready for action" not in log.read_bytes():
@@ -124,12 +120,41 @@ def worker(env: dict[str, str], redis_server: RedisServer, tmp_path: Path) -> It
             process.kill()
             pytest.fail(f"the worker did not start:\n{log.read_text()}")
         time.sleep(0.05)
-    yield log
-    process.terminate()
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a process and its children (SIGKILL after 15 s), and wait for it."""
+    if process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        kill(process)
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process and its children (Dramatiq forks its workers): no goodbye."""
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def worker(env: dict[str, str], redis_server: RedisServer, tmp_path: Path) -> Iterator[Path]:
+    """A real Dramatiq worker process on the test's Redis; yields its log file."""
+    # Ledger ids restart in every test database: no message of an earlier test may survive.
+    redis.Redis.from_url(redis_server.url).flushall()
+    log = tmp_path / "worker.log"
+    process = start_worker(env, log)
+    yield log
+    stop(process)
 
 
 def wait_until(check, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
