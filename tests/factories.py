@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.audience import contacts, segments
+from campaigns.db import Database, utcnow
+from campaigns.delivery import scheduling
 from campaigns.letters import authoring
 from campaigns.models import (
     Contact,
     ContactStatus,
+    Delivery,
     LetterCategory,
     LetterKind,
     LetterVersion,
@@ -70,3 +74,31 @@ def make_unchecked_version(
     session.add(version)
     session.flush()
     return version
+
+
+def schedule_campaign(db: Database, name: str, emails: list[str]) -> int:
+    """A campaign of a new letter to these addresses (contacts made as needed), due now."""
+    with db.unit_of_work() as s:
+        for email in emails:
+            if s.scalar(select(Contact.id).where(Contact.email == email)) is None:
+                make_contact(s, email)
+        campaign = scheduling.create_campaign(
+            s, name, segment_id=make_segment(s, name).id,
+            letter_version_id=make_version(s, name=name).id,
+        )  # fmt: skip
+        scheduling.schedule(s, campaign.id, send_at=utcnow())
+        return campaign.id
+
+
+def launch_now(db: Database, size: int = 200) -> list[list[int]]:
+    """Launch the one due campaign; return its batches of ledger ids."""
+    with db.unit_of_work() as s:
+        (launch,) = scheduling.launch_due(s, now=utcnow(), batch_size=size)
+    return launch.batches
+
+
+def ledger_rows(db: Database, campaign_id: int) -> dict[str, Delivery]:
+    """The campaign's ledger rows by address."""
+    with db.unit_of_work() as s:
+        query = select(Delivery).where(Delivery.campaign_id == campaign_id)
+        return {d.email: d for d in s.scalars(query)}

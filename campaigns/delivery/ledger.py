@@ -85,3 +85,15 @@ def counts_by_state(session: Session, campaign_id: int) -> dict[DeliveryState, i
     counts = {state: 0 for state in DeliveryState}
     counts.update({DeliveryState(state): n for state, n in rows})
     return counts
+
+
+def list_rows(
+    session: Session, campaign_id: int, *, state: DeliveryState | None = None, limit: int = 100
+) -> list[Delivery]:
+    """The campaign's ledger rows (of one state, if given), the ones needing a look first."""
+    query = select(Delivery).where(Delivery.campaign_id == campaign_id)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    else:
+        query = query.where(Delivery.state != DeliveryState.SENT)
+    return list(session.scalars(query.order_by(Delivery.id).limit(limit)))

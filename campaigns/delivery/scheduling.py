@@ -101,6 +101,32 @@ def resume(session: Session, campaign_id: int) -> list[list[int]]:
     return queued_batches(session, campaign.id)
 
 
+def resend_failed(session: Session, campaign_id: int, *, now: datetime) -> list[list[int]]:
+    """Queue the campaign's failed rows again (fresh attempts); return batches to enqueue.
+
+    A completed campaign runs again for them; a paused one keeps them for its resume.
+    Contacts that hard-bounced meanwhile are suppressed when their row is claimed.
+    """
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED,
+                               CampaignStatus.COMPLETED):  # fmt: skip
+        raise InvalidTransition(f"a {campaign.status} campaign has nothing to resend")
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign_id, Delivery.state == DeliveryState.FAILED)
+        .values(state=DeliveryState.QUEUED, reason="", attempts=0, due_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise ValidationError("no failed letters to resend", field="campaign")
+    if campaign.status == CampaignStatus.COMPLETED:
+        campaign.completed_at = None
+        _move(session, campaign, CampaignStatus.RUNNING, reason="resending to failed")
+    if campaign.status == CampaignStatus.PAUSED:
+        return []
+    return queued_batches(session, campaign_id)
+
+
 def cancel(session: Session, campaign_id: int) -> Campaign:
     """Cancel: nothing more is sent; queued rows stay queued and are never claimed."""
     campaign = get_campaign(session, campaign_id)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.delivery import ledger, scheduling
+from campaigns.delivery import feedback, ledger, scheduling
 from campaigns.delivery.mailer import (
     AmbiguousSendError,
     Letter,
@@ -241,10 +241,13 @@ def deliver_batch(
                 continue
             finish(session, delivery_id, outcome.state, reason=outcome.reason,
                    message_id=str(message["Message-ID"]), now=now())  # fmt: skip
+            if outcome.state == DeliveryState.FAILED:
+                feedback.suppress_if_hard_bounce(session, delivery_id, outcome.reason)
             setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
     with db.unit_of_work() as session:
         for campaign_id in campaigns:
-            scheduling.complete_if_done(session, campaign_id, now=now())
+            if feedback.pause_on_error_storm(session, campaign_id) is None:
+                scheduling.complete_if_done(session, campaign_id, now=now())
     return result
 
 

@@ -31,7 +31,7 @@ CAMPAIGN_TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
         {CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
     ),
     CampaignStatus.PAUSED: frozenset({CampaignStatus.RUNNING, CampaignStatus.CANCELLED}),
-    CampaignStatus.COMPLETED: frozenset(),
+    CampaignStatus.COMPLETED: frozenset({CampaignStatus.RUNNING}),  # resend to failed
     CampaignStatus.CANCELLED: frozenset(),
 }
 

@@ -12,7 +12,7 @@ from campaigns.db import utcnow
 from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.letters import authoring
-from campaigns.models import Role
+from campaigns.models import DeliveryState, Role
 from campaigns.tracking import reports
 from campaigns.web.auth import requires
 from campaigns.web.context import enqueue, unit_of_work
@@ -68,12 +68,19 @@ def _int(form: dict[str, str], name: str, *, default: int | None = None) -> int:
 @bp.route("/campaigns/<int:campaign_id>")
 @requires(Role.VIEWER)
 def campaign_detail(campaign_id: int) -> str:
+    state = _state(request.args.get("state", ""))
     with unit_of_work() as s:
         return render_template(
             "admin/campaign.html", campaign=scheduling.get_campaign(s, campaign_id),
             counts=ledger.counts_by_state(s, campaign_id),
+            state=state, rows=ledger.list_rows(s, campaign_id, state=state),
             funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
         )  # fmt: skip
+
+
+DONE = {"schedule": "Campaign scheduled.", "pause": "Campaign paused.",
+        "resume": "Campaign resumed.", "cancel": "Campaign cancelled.",
+        "resend": "The failed letters are queued again."}  # fmt: skip
 
 
 @bp.route("/campaigns/<int:campaign_id>/<action>", methods=["POST"])
@@ -90,14 +97,23 @@ def campaign_action(campaign_id: int, action: str) -> Response:
                 batches = scheduling.resume(s, campaign_id)
             elif action == "cancel":
                 scheduling.cancel(s, campaign_id)
+            elif action == "resend":
+                batches = scheduling.resend_failed(s, campaign_id, now=utcnow())
             else:
                 raise ValidationError(f"unknown action {action!r}")
     except (InvalidTransition, ValidationError) as exc:
         flash(str(exc), "error")
     else:
         enqueue(batches)  # after the commit
-        flash(f"Campaign {action}d.", "success")
+        flash(DONE.get(action, "Done."), "success")
     return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+
+
+def _state(raw: str) -> DeliveryState | None:
+    try:
+        return DeliveryState(raw) if raw else None
+    except ValueError:
+        raise ValidationError(f"no ledger state {raw!r}", field="state") from None
 
 
 def _when(raw: str) -> datetime:
