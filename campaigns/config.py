@@ -40,6 +40,8 @@ class Settings:
     heartbeat_seconds: float = 10.0
     worker_stale_seconds: float = 60.0
     reconcile_seconds: float = 120.0
+    send_rate_per_second: int = 0  # 0: no global rate
+    domain_rates: tuple[tuple[str, int], ...] = ()
     cookie_secure: bool = False
     # Retired keys still accepted for tracking links already sent; never for sessions.
     old_secret_keys: tuple[str, ...] = ()
@@ -106,9 +108,23 @@ class Settings:
             heartbeat_seconds=_float(env, "HEARTBEAT_SECONDS", 10.0, low=0.1),
             worker_stale_seconds=_float(env, "WORKER_STALE_SECONDS", 60.0, low=0.5),
             reconcile_seconds=_float(env, "RECONCILE_SECONDS", 120.0, low=0.5),
+            send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 0, low=0, high=1_000_000),
+            domain_rates=_domain_rates(env.get("DOMAIN_RATES", "")),
             cookie_secure=public_url.startswith("https://"),
             old_secret_keys=old_keys,
         )
+
+
+def _domain_rates(raw: str) -> tuple[tuple[str, int], ...]:
+    rates: list[tuple[str, int]] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        domain, _, value = item.partition("=")
+        if not domain.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise ConfigError(
+                f"DOMAIN_RATES: {item!r} is not like gmail.com=20 (letters per second)"
+            )
+        rates.append((domain.strip().lower(), int(value)))
+    return tuple(rates)
 
 
 def local_url(host: str, port: int) -> str:

@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from campaigns.delivery import sending
-from workers import runtime
+from workers import ratelimits, runtime
 from workers.broker import broker
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,15 @@ def send_batch(delivery_ids: list[int]) -> None:
         mailer=runtime.mailer(),
         settings=runtime.settings(),
         worker=runtime.worker_id(),
+        throttle=ratelimits.throttle(),
     )
     log.info("batch of %d: %s", len(delivery_ids), result)
     if result.retry:
         with runtime.database().unit_of_work() as session:
             delay = sending.retry_delay_seconds(sending.highest_attempt(session, result.retry))
         send_batch.send_with_options(args=(result.retry,), delay=delay * 1000)
+    if result.deferred:  # a rate was saturated: later, without spending an attempt
+        send_batch.send_with_options(args=(result.deferred,), delay=sending.DEFER_SECONDS * 1000)
 
 
 def enqueue(batches: list[list[int]]) -> None:

@@ -25,10 +25,12 @@ from campaigns.delivery.mailer import (
     build_message,
     new_message_id,
 )
+from campaigns.delivery.throttle import Throttle
 from campaigns.delivery.tokens import Tokens
 from campaigns.errors import ValidationError
 from campaigns.letters import rendering
 from campaigns.models import (
+    Campaign,
     Contact,
     Contract,
     Delivery,
@@ -39,6 +41,7 @@ from campaigns.models import (
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+DEFER_SECONDS = 2  # a batch handed back by a saturated rate is tried again this much later
 
 
 @dataclass
@@ -51,6 +54,7 @@ class BatchResult:
     ambiguous: int = 0
     skipped: int = 0
     retry: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)  # handed back by a rate, no attempt
 
 
 def claim(
@@ -109,6 +113,8 @@ class Draft:
     delivery_id: int
     email: str
     attempts: int
+    campaign_id: int | None
+    rate_per_minute: int | None  # the campaign's own rate, if it has one
     category: LetterCategory
     subject: str
     html: str
@@ -122,8 +128,11 @@ class Draft:
 def draft(session: Session, delivery: Delivery, contact: Contact, version: LetterVersion) -> Draft:
     """Read what the letter of this row needs, so it can be rendered after the session closes."""
     contract = session.get(Contract, delivery.contract_id) if delivery.contract_id else None
+    campaign = session.get(Campaign, delivery.campaign_id) if delivery.campaign_id else None
     return Draft(
         delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
+        campaign_id=delivery.campaign_id,
+        rate_per_minute=campaign.rate_per_minute if campaign else None,
         category=version.letter.category, subject=version.subject,
         html=version.compiled_html, text=version.compiled_text,
         links={link.position: link.id for link in version.links},
@@ -188,6 +197,7 @@ def deliver_batch(
     mailer: Mailer,
     settings: Settings,
     worker: str = "",
+    throttle: Throttle | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
     """Claim and send a batch of ledger rows; each outcome is committed as it happens.
@@ -227,6 +237,16 @@ def deliver_batch(
             else:
                 result.skipped += 1  # handed back to `queued`
             continue
+        if throttle is not None and not throttle.wait(
+            campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
+            domain=prepared.email.rpartition("@")[2],
+        ):  # fmt: skip
+            # A rate is saturated: hand this row and the rest back untouched, for later.
+            with db.unit_of_work() as session:
+                release(session, claimed[index:], refund=True,
+                        due_at=now() + timedelta(seconds=DEFER_SECONDS))  # fmt: skip
+            result.deferred.extend(claimed[index:])
+            break
         outcome = _send(mailer, envelope, prepared.attempts)
         with db.unit_of_work() as session:
             if outcome.state is None:
