@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select, update
@@ -167,8 +166,8 @@ def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[
     }
 
 
-def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> EmailMessage:
-    """Render the letter of one ledger row into a MIME message with a fresh Message-ID.
+def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, bytes]:
+    """Render the letter of one ledger row; return its fresh Message-ID and its bytes.
 
     Call it outside any unit of work: rendering may take up to rendering.RENDER_SECONDS,
     and on SQLite an open transaction holds the write lock for every other writer.
@@ -187,7 +186,8 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> EmailMessage
         sender_name=settings.sender_name, sender_email=settings.sender_email, to=draft.email,
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=tuple(headers),
     )  # fmt: skip
-    return build_message(letter, message_id=new_message_id(settings.sender_domain))
+    message_id = new_message_id(settings.sender_domain)
+    return message_id, build_message(letter, message_id=message_id)
 
 
 def deliver_batch(
@@ -218,8 +218,8 @@ def deliver_batch(
             with db.unit_of_work() as session:
                 prepared = _prepare(session, delivery_id, campaigns, now=now())
             if isinstance(prepared, Draft):
-                message = compose(prepared, settings=settings, tokens=tokens)
-                envelope = (settings.sender_email, [prepared.email], message.as_bytes())
+                message_id, data = compose(prepared, settings=settings, tokens=tokens)
+                envelope = (settings.sender_email, [prepared.email], data)
         except SQLAlchemyError:
             raise  # the database, not this letter: the actor's retry deals with it
         except Exception as exc:
@@ -260,7 +260,7 @@ def deliver_batch(
                 result.retry.append(delivery_id)
                 continue
             finish(session, delivery_id, outcome.state, reason=outcome.reason,
-                   message_id=str(message["Message-ID"]), now=now())  # fmt: skip
+                   message_id=message_id, now=now())  # fmt: skip
             if outcome.state == DeliveryState.FAILED:
                 feedback.suppress_if_hard_bounce(session, delivery_id, outcome.reason)
             setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)

@@ -41,8 +41,11 @@ def test_an_encoded_line_break_in_any_header_is_refused(payload: str, where: str
 def test_a_harmless_encoded_word_still_goes_out() -> None:
     letter = Letter(sender_name="Care", sender_email="care@example.com", to="a@example.com",
                     subject="Caf=?utf-8?q?=C3=A9?= menu", html="<p>x</p>", text="x")  # fmt: skip
-    message = build_message(letter, message_id="<1@example.com>")
+    message = BytesParser(policy=default_policy).parsebytes(
+        build_message(letter, message_id="<1@example.com>")
+    )
     assert [name for name, _ in message.items()] == [*HEADERS, "Content-Type"]
+    assert message["Subject"] == "Café menu"  # decoded by the reader, as any reader would
 
 
 def test_a_first_name_holding_an_encoded_header_fails_only_its_row(

@@ -1,0 +1,57 @@
+"""The letter's bytes read back exactly as written, by a standard parser, after real SMTP."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+from campaigns.delivery.mailer import Letter, SMTPMailer, build_message
+from campaigns.embedded.services import SMTPCatcher
+
+TEXT = "Dear Zoë,\n.a line that starts with a dot\n\n" + "long words " * 40 + "\ntrailing space \n"
+HTML = "<p>Grüße — “quoted” € 480,00</p>\n<p>" + "x" * 300 + "</p>\n.<p>dot</p>"
+
+
+def _letter(**changes: str) -> Letter:
+    fields = {"sender_name": "Service Après-Vente", "sender_email": "care@example.com",
+              "to": "zoe@example.com", "subject": "Ihre Verlängerung: " + "sehr lange " * 12,
+              "html": HTML, "text": TEXT}  # fmt: skip
+    fields.update(changes)
+    return Letter(**fields)
+
+
+def _body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def _parse(data: bytes) -> EmailMessage:
+    message = BytesParser(policy=default_policy).parsebytes(data)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_a_letter_reads_back_exactly_headers_and_both_parts() -> None:
+    letter = _letter()
+    data = build_message(letter, message_id="<1@example.com>")
+    assert all(len(line) <= 78 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF only
+    message = _parse(data)
+    assert message["Subject"] == letter.subject
+    assert message["From"].addresses[0].display_name == "Service Après-Vente"
+    assert message["Message-ID"] == "<1@example.com>"
+    assert message.get_content_type() == "multipart/alternative"
+    assert _body(message, "plain") == TEXT
+    assert _body(message, "html") == HTML + "\n"
+
+
+def test_a_letter_survives_a_real_smtp_server_byte_for_byte(smtp_server: SMTPCatcher) -> None:
+    data = build_message(_letter(), message_id="<2@example.com>")
+    mailer = SMTPMailer(smtp_server.url)
+    mailer.send("care@example.com", ["zoe@example.com"], data)
+    mailer.close()
+    (received,) = smtp_server.wait_for(1)
+    assert received.data.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+    assert _body(_parse(received.data), "plain") == TEXT
