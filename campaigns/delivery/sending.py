@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
@@ -30,6 +30,7 @@ from campaigns.errors import ValidationError
 from campaigns.letters import rendering
 from campaigns.models import (
     Campaign,
+    CampaignStatus,
     Contact,
     Contract,
     Delivery,
@@ -39,6 +40,7 @@ from campaigns.models import (
 )
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M")
 MAX_ATTEMPTS = 5
 DEFER_SECONDS = 2  # a batch handed back by a saturated rate is tried again this much later
 
@@ -124,29 +126,6 @@ class Draft:
     renewal_url: str
 
 
-def draft(session: Session, delivery: Delivery, contact: Contact, version: LetterVersion) -> Draft:
-    """Read what the letter of this row needs, so it can be rendered after the session closes."""
-    contract = session.get(Contract, delivery.contract_id) if delivery.contract_id else None
-    campaign = session.get(Campaign, delivery.campaign_id) if delivery.campaign_id else None
-    return Draft(
-        delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
-        campaign_id=delivery.campaign_id,
-        rate_per_minute=campaign.rate_per_minute if campaign else None,
-        category=version.letter.category, subject=version.subject,
-        html=version.compiled_html, text=version.compiled_text,
-        links={link.position: link.id for link in version.links},
-        contact={"email": contact.email, "first_name": contact.first_name,
-                 "last_name": contact.last_name, "name": contact.display_name,
-                 "locale": contact.locale, "attributes": dict(contact.attributes)},
-        contract=None if contract is None else {
-            "product": contract.product, "plan": contract.plan, "starts_on": contract.starts_on,
-            "ends_on": contract.ends_on, "price": str(contract.price),
-            "currency": contract.currency, "service_points": contract.service_points,
-            "attributes": dict(contract.attributes)},
-        renewal_url=(contract.renewal_url or "") if contract else "",
-    )  # fmt: skip
-
-
 def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[str, Any]:
     """The merge fields of one letter: plain values only, never ORM objects."""
     base = settings.public_url
@@ -200,105 +179,236 @@ def deliver_batch(
     throttle: Throttle | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
-    """Claim and send a batch of ledger rows; each outcome is committed as it happens.
+    """Claim and send a batch of ledger rows; a crash leaves at most one letter's fate unknown.
 
-    This is the one domain function that owns its transactions: a letter's outcome must be
-    on disk before the next letter goes, so a crash loses at most one letter's record.
-    Each letter is read in one short unit of work, rendered and sent with none open, and
-    recorded in another, so a slow template or server never blocks other writers.
+    This is the one domain function that owns its transactions. The batch is claimed and
+    read in one unit of work (a few set-based statements). Then, per letter, it is rendered
+    with no transaction open, and one short commit both records the previous letter's
+    outcome and marks this one in flight — only if its row is still ours, its contact still
+    reachable and its campaign still running (RELIABILITY.md 6, 14) — right before it is
+    handed to SMTP. A worker that dies leaves one row in flight: the reaper makes it
+    `ambiguous`, never sends it twice.
     """
     tokens = Tokens.from_settings(settings)
     result = BatchResult()
     with db.unit_of_work() as session:
         claimed = claim(session, delivery_ids, now=now(), worker=worker)
-    result.skipped = len(delivery_ids) - len(claimed)
-    campaigns: set[int] = set()
-    for index, delivery_id in enumerate(claimed):
+    drafts = _read_batch(db, claimed, result, now=now())
+    result.skipped += len(delivery_ids) - len(claimed)
+    campaigns = {d.campaign_id for d in drafts if d.campaign_id is not None}
+    pending: list[_Record] = []  # outcomes not yet written: they go with the next commit
+    for index, prepared in enumerate(drafts):
         try:
-            with db.unit_of_work() as session:
-                prepared = _prepare(session, delivery_id, campaigns, now=now())
-            if isinstance(prepared, Draft):
-                message_id, data = compose(prepared, settings=settings, tokens=tokens)
-                envelope = (settings.sender_email, [prepared.email], data)
+            message_id, data = compose(prepared, settings=settings, tokens=tokens)
         except SQLAlchemyError:
             raise  # the database, not this letter: the actor's retry deals with it
         except Exception as exc:
             # Whatever went wrong preparing this one letter (a template, a broken row, a
             # header), it fails this row only, with the reason; the batch goes on.
             if not isinstance(exc, ValidationError):
-                log.exception("letter of ledger row %s could not be prepared", delivery_id)
-            with db.unit_of_work() as session:
-                finish(session, delivery_id, DeliveryState.FAILED, reason=_reason(exc))
+                log.exception("letter of ledger row %s could not be prepared", prepared.delivery_id)
+            pending.append(_Record(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
             result.failed += 1
             continue
-        if not isinstance(prepared, Draft):
-            if prepared == DeliveryState.SUPPRESSED:
-                result.suppressed += 1
-            else:
-                result.skipped += 1  # handed back to `queued`
-            continue
+        rest = [d.delivery_id for d in drafts[index:]]
         if throttle is not None and not throttle.wait(
             campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
             domain=prepared.email.rpartition("@")[2],
         ):  # fmt: skip
             # A rate is saturated: hand this row and the rest back untouched, for later.
             with db.unit_of_work() as session:
-                release(session, claimed[index:], refund=True,
+                _write(session, pending, now())
+                release(session, rest, refund=True,
                         due_at=now() + timedelta(seconds=DEFER_SECONDS))  # fmt: skip
-            result.deferred.extend(claimed[index:])
+            result.deferred.extend(rest)
             break
-        outcome = _send(mailer, envelope, prepared.attempts)
         with db.unit_of_work() as session:
-            if outcome.state is None:
-                due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
+            _write(session, pending, now())
+            held = _mark_in_flight(session, prepared, now=now())
+        if held is not None:
+            setattr(result, held, getattr(result, held) + 1)
+            continue
+        outcome = _send(mailer, (settings.sender_email, [prepared.email], data), prepared.attempts)
+        if outcome.state is None:
+            due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
+            with db.unit_of_work() as session:
                 if outcome.stop_batch:
                     # The server is unreachable: give every remaining row back untouched.
-                    release(session, claimed[index:], refund=True, due_at=due_at)
-                    result.retry.extend(claimed[index:])
+                    release(session, rest, refund=True, due_at=due_at)
+                    result.retry.extend(rest)
                     break
-                release(session, [delivery_id], due_at=due_at)
-                result.retry.append(delivery_id)
-                continue
-            finish(session, delivery_id, outcome.state, reason=outcome.reason,
-                   message_id=message_id, now=now())  # fmt: skip
-            if outcome.state == DeliveryState.FAILED:
-                feedback.suppress_if_hard_bounce(session, delivery_id, outcome.reason)
-            setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
+                release(session, [prepared.delivery_id], due_at=due_at)
+            result.retry.append(prepared.delivery_id)
+            continue
+        pending.append(_Record(prepared.delivery_id, outcome.state, outcome.reason, message_id))
+        setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
     with db.unit_of_work() as session:
+        _write(session, pending, now())
         for campaign_id in campaigns:
             if feedback.pause_on_error_storm(session, campaign_id) is None:
                 scheduling.complete_if_done(session, campaign_id, now=now())
     return result
 
 
-def _prepare(
-    session: Session, delivery_id: int, campaigns: set[int], *, now: datetime
-) -> Draft | DeliveryState:
-    """Read what the letter of a claimed row needs, or hand the row back or suppress it.
+@dataclass(frozen=True)
+class _Record:
+    """An outcome to write: a row's final state, with the reason and Message-ID."""
 
-    A row that will be sent is marked in flight in this same commit, just before its
-    letter is rendered and handed to SMTP: if the worker dies from here until the outcome
-    is recorded, the reaper makes it `ambiguous` instead of sending it again. (A death
-    while rendering, a few milliseconds, makes a letter that never left `ambiguous` too:
-    the safe side.)
+    delivery_id: int
+    state: DeliveryState
+    reason: str = ""
+    message_id: str | None = None
+
+
+def _write(session: Session, pending: list[_Record], now: datetime) -> None:
+    """Write the outcomes waiting for a commit, and forget them."""
+    for record in pending:
+        finish(session, record.delivery_id, record.state, reason=record.reason,
+               message_id=record.message_id, now=now)  # fmt: skip
+        if record.state == DeliveryState.FAILED:
+            feedback.suppress_if_hard_bounce(session, record.delivery_id, record.reason)
+    pending.clear()
+
+
+def _read_batch(
+    db: Database, claimed: list[int], result: BatchResult, *, now: datetime
+) -> list[Draft]:
+    """Read the claimed rows' letters together; if one row cannot be read, row by row.
+
+    A row the database holds but Python cannot read (a corrupt JSON column, say) fails
+    alone, with the reason; no other row of the batch is left in `sending`.
     """
-    delivery = session.get_one(Delivery, delivery_id)
-    if delivery.campaign_id is not None:
-        campaigns.add(delivery.campaign_id)
-    if not scheduling.is_sending(session, delivery.campaign_id):
-        # Paused or cancelled since the batch was enqueued: hand the row back
-        # without counting an attempt; resuming enqueues it again.
-        release(session, [delivery_id], refund=True, due_at=now)
-        return DeliveryState.QUEUED
-    contact = session.get_one(Contact, delivery.contact_id)
-    version = session.get_one(LetterVersion, delivery.letter_version_id)
-    reason = suppression_reason(contact, version.letter.category)
-    if reason:
-        finish(session, delivery_id, DeliveryState.SUPPRESSED, reason=reason)
-        return DeliveryState.SUPPRESSED
-    prepared = draft(session, delivery, contact, version)
-    delivery.in_flight_at = now
-    return prepared
+    try:
+        together = BatchResult()
+        with db.unit_of_work() as session:
+            drafts = _drafts(session, claimed, together, now=now)
+        result.suppressed += together.suppressed
+        result.skipped += together.skipped
+        return drafts
+    except SQLAlchemyError:
+        raise  # the database, not a row: the actor's retry (and the reaper) deal with it
+    except Exception:
+        log.exception("a row of the batch cannot be read; reading the rows one by one")
+    drafts = []
+    for delivery_id in claimed:
+        try:
+            with db.unit_of_work() as session:
+                drafts += _drafts(session, [delivery_id], result, now=now)
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:
+            with db.unit_of_work() as session:
+                finish(session, delivery_id, DeliveryState.FAILED, reason=_reason(exc))
+            result.failed += 1
+    return drafts
+
+
+def _drafts(
+    session: Session, claimed: list[int], result: BatchResult, *, now: datetime
+) -> list[Draft]:
+    """Read what the claimed rows' letters need in a few set-based statements.
+
+    Rows whose campaign is no longer running are handed back (no attempt counted);
+    rows whose contact may not receive this category of letter are suppressed.
+    """
+    if not claimed:
+        return []
+    deliveries = list(
+        session.scalars(select(Delivery).where(Delivery.id.in_(claimed)).order_by(Delivery.id))
+    )
+    contacts = _by_id(session, Contact, {d.contact_id for d in deliveries})
+    contracts = _by_id(session, Contract, {d.contract_id for d in deliveries if d.contract_id})
+    versions = _by_id(
+        session, LetterVersion, {d.letter_version_id for d in deliveries},
+        selectinload(LetterVersion.links), joinedload(LetterVersion.letter),
+    )  # fmt: skip
+    campaigns = _by_id(session, Campaign, {d.campaign_id for d in deliveries if d.campaign_id})
+    drafts: list[Draft] = []
+    handed_back: list[int] = []
+    for delivery in deliveries:
+        campaign = campaigns.get(delivery.campaign_id) if delivery.campaign_id else None
+        if campaign is not None and campaign.status != CampaignStatus.RUNNING:
+            handed_back.append(delivery.id)  # paused or cancelled since it was enqueued
+            continue
+        contact, version = contacts[delivery.contact_id], versions[delivery.letter_version_id]
+        reason = suppression_reason(contact, version.letter.category)
+        if reason:
+            finish(session, delivery.id, DeliveryState.SUPPRESSED, reason=reason)
+            result.suppressed += 1
+            continue
+        contract = contracts.get(delivery.contract_id) if delivery.contract_id else None
+        drafts.append(_draft(delivery, contact, contract, version, campaign))
+    if handed_back:
+        release(session, handed_back, refund=True, due_at=now)
+        result.skipped += len(handed_back)
+    return drafts
+
+
+def _by_id(session: Session, model: type[_M], ids: set[int], *options: Any) -> dict[int, _M]:
+    if not ids:
+        return {}
+    query = select(model).where(model.id.in_(ids)).options(*options)  # type: ignore[attr-defined]
+    return {row.id: row for row in session.scalars(query)}  # type: ignore[attr-defined]
+
+
+def _draft(
+    delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
+    campaign: Campaign | None,
+) -> Draft:  # fmt: skip
+    return Draft(
+        delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
+        campaign_id=delivery.campaign_id,
+        rate_per_minute=campaign.rate_per_minute if campaign else None,
+        category=version.letter.category, subject=version.subject,
+        html=version.compiled_html, text=version.compiled_text,
+        links={link.position: link.id for link in version.links},
+        contact={"email": contact.email, "first_name": contact.first_name,
+                 "last_name": contact.last_name, "name": contact.display_name,
+                 "locale": contact.locale, "attributes": dict(contact.attributes)},
+        contract=None if contract is None else {
+            "product": contract.product, "plan": contract.plan, "starts_on": contract.starts_on,
+            "ends_on": contract.ends_on, "price": str(contract.price),
+            "currency": contract.currency, "service_points": contract.service_points,
+            "attributes": dict(contract.attributes)},
+        renewal_url=(contract.renewal_url or "") if contract else "",
+    )  # fmt: skip
+
+
+def _mark_in_flight(session: Session, draft: Draft, *, now: datetime) -> str | None:
+    """Mark the row in flight if it may still go; else settle it and name the result field.
+
+    One conditional UPDATE: the row is still ours (`sending`), its contact may still get
+    this category of letter (an unsubscribe that committed meanwhile wins), and its
+    campaign is still running (a pause meanwhile wins).
+    """
+    blocked = ledger.SUPPRESSED_STATUSES[draft.category]
+    reachable = exists().where(Contact.id == Delivery.contact_id, Contact.status.not_in(blocked))
+    running = or_(
+        Delivery.campaign_id.is_(None),
+        exists().where(Campaign.id == Delivery.campaign_id,
+                       Campaign.status == CampaignStatus.RUNNING),
+    )  # fmt: skip
+    marked = session.execute(
+        update(Delivery)
+        .where(Delivery.id == draft.delivery_id, Delivery.state == DeliveryState.SENDING,
+               reachable, running)
+        .values(in_flight_at=now)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    if getattr(marked, "rowcount", 0) == 1:
+        return None
+    state, status = session.execute(
+        select(Delivery.state, Contact.status)
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.id == draft.delivery_id)
+    ).one()
+    if state != DeliveryState.SENDING:
+        return "skipped"  # no longer ours (taken back by the reaper meanwhile)
+    if status in blocked:
+        finish(session, draft.delivery_id, DeliveryState.SUPPRESSED, reason=f"contact is {status}")
+        return "suppressed"
+    release(session, [draft.delivery_id], refund=True, due_at=now)  # paused meanwhile
+    return "skipped"
 
 
 def _reason(exc: Exception) -> str:

@@ -5,22 +5,38 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
-from campaigns.models import Campaign, CampaignStatus, ContactStatus, Delivery, DeliveryState, Event
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Contact,
+    ContactStatus,
+    Delivery,
+    DeliveryState,
+    Event,
+)
 from campaigns.web import create_app
 from tests.conftest import ROOT, wait_until
-from tests.factories import make_contact, make_segment, make_version
+from tests.factories import (
+    launch_now,
+    ledger_rows,
+    make_contact,
+    make_segment,
+    make_version,
+    schedule_campaign,
+)
 
 
 def _ready_campaign(db: Database) -> int:
@@ -158,3 +174,59 @@ def test_rows_of_a_campaign_paused_after_enqueueing_are_handed_back_unsent(
     resumed = sending.deliver_batch(db, batches[0], mailer=mailer, settings=settings)
     mailer.close()
     assert resumed.sent == 1 and len(smtp_server.messages) == 1
+
+
+class _Meanwhile:
+    """A throttle that lets every letter go, but first does something else, once."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action: Callable[[], None] | None = action
+
+    def wait(self, *, campaign_id: int | None, rate_per_minute: int | None, domain: str) -> bool:
+        if self.action is not None:
+            self.action()
+            self.action = None
+        return True
+
+
+def test_an_unsubscribe_that_commits_while_the_batch_runs_stops_that_letter(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    emails = ["ann@example.com", "bob@example.com", "cat@example.com"]
+    campaign_id = schedule_campaign(db, "Offer", emails)
+    (batch,) = launch_now(db)
+
+    def bob_unsubscribes() -> None:  # after the batch was read, before any letter went
+        with db.unit_of_work() as s:
+            s.execute(update(Contact).where(Contact.email == "bob@example.com")
+                      .values(status=ContactStatus.UNSUBSCRIBED))  # fmt: skip
+
+    mailer = SMTPMailer(smtp_server.url)
+    result = sending.deliver_batch(db, batch, mailer=mailer, settings=settings,
+                                   throttle=_Meanwhile(bob_unsubscribes))  # fmt: skip
+    mailer.close()
+    assert (result.sent, result.suppressed) == (2, 1)
+    bob = ledger_rows(db, campaign_id)["bob@example.com"]
+    assert (bob.state, bob.reason) == (DeliveryState.SUPPRESSED, "contact is unsubscribed")
+    assert sorted(m.recipients[0] for m in smtp_server.messages) == [
+        "ann@example.com", "cat@example.com"]  # fmt: skip
+
+
+def test_a_pause_that_commits_while_the_batch_runs_stops_the_rest(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    campaign_id = schedule_campaign(db, "Offer", ["ann@example.com", "bob@example.com"])
+    (batch,) = launch_now(db)
+
+    def paused() -> None:
+        with db.unit_of_work() as s:
+            scheduling.pause(s, campaign_id)
+
+    mailer = SMTPMailer(smtp_server.url)
+    result = sending.deliver_batch(db, batch, mailer=mailer, settings=settings,
+                                   throttle=_Meanwhile(paused))  # fmt: skip
+    mailer.close()
+    assert (result.sent, result.skipped) == (0, 2)
+    rows = ledger_rows(db, campaign_id).values()
+    assert {(r.state, r.attempts) for r in rows} == {(DeliveryState.QUEUED, 0)}
+    assert smtp_server.messages == []
