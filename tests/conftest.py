@@ -124,9 +124,13 @@ def start_worker(env: dict[str, str], log: Path, *, threads: int = 2) -> subproc
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a process and its children (SIGKILL after 15 s), and wait for it."""
+    """SIGTERM a process, as an operator would, and wait (SIGKILL to its group after 15 s).
+
+    Only the process itself: Dramatiq's main process forwards the signal to its workers,
+    and a worker that gets a second SIGTERM (the group's) takes it as "kill now".
+    """
     if process.poll() is None:
-        _signal_group(process, signal.SIGTERM)
+        process.terminate()
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:

@@ -163,3 +163,29 @@ def test_redis_down_while_a_tick_launches_is_healed_once_it_is_back(
     assert set(_ledger(db).values()) == {DeliveryState.SENT}
     received = Counter(m.recipients[0] for m in smtp_server.messages)
     assert len(received) == PEOPLE and set(received.values()) == {1}
+
+
+def test_sigterm_lets_the_batch_in_hand_finish_and_leaves_nothing_sending(
+    db: Database, env: dict[str, str], smtp_server: SMTPCatcher, redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    redis.Redis.from_url(redis_server.url).flushall()
+    env = {**env, **FAST}
+    campaign_id = _schedule(db)
+    _slow(smtp_server)
+    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log", tmp_path / "scheduler.log"]
+    first = start_worker(env, logs[0], threads=1)
+    with _scheduler(env, logs[2]):
+        wait_until(lambda: len(smtp_server.messages) >= 8 and _sending(db) >= 2,
+                   what="the first letters, and a batch under way")  # fmt: skip
+        stop(first)  # SIGTERM: Dramatiq lets the running batch finish
+        assert _sending(db) == 0
+        assert "took back" not in logs[2].read_text()
+        second = start_worker(env, logs[1], threads=1)
+        try:
+            _wait_completed(db, campaign_id, logs)
+        finally:
+            stop(second)
+    assert set(_ledger(db).values()) == {DeliveryState.SENT}
+    received = Counter(m.recipients[0] for m in smtp_server.messages)
+    assert len(received) == PEOPLE and set(received.values()) == {1}
