@@ -35,8 +35,14 @@ def install(app: Flask) -> None:
 
 
 def _page(status: int, message: str) -> Any:
-    if request.blueprint == "public" or request.path.startswith("/api/"):
+    if request.blueprint == "public" or request.path.startswith("/api/") or _wants_json():
         return {"error": message}, status
     titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
     return render_template("admin/error.html", status=status, title=titles.get(status, "Error"),
                            message=message), status  # fmt: skip
+
+
+def _wants_json() -> bool:
+    """Whether the client asked for JSON over HTML (a page's script fetching figures)."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -76,6 +77,27 @@ def campaign_detail(campaign_id: int) -> str:
             state=state, rows=ledger.list_rows(s, campaign_id, state=state),
             funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
         )  # fmt: skip
+
+
+@bp.route("/campaigns/<int:campaign_id>/progress")
+@requires(Role.VIEWER)
+def campaign_progress(campaign_id: int) -> dict[str, Any]:
+    """The campaign page's live figures, as JSON for its script (static/progress.js)."""
+    with unit_of_work() as s:
+        figures = ledger.progress(s, campaign_id, now=utcnow())
+    eta = figures.eta_seconds
+    return {
+        "status": str(figures.status), "status_reason": figures.status_reason,
+        "started_at": _iso(figures.started_at), "completed_at": _iso(figures.completed_at),
+        "counts": {str(state): n for state, n in figures.counts.items()},
+        "total": figures.total, "done": figures.done,
+        "rate_per_second": round(figures.rate_per_second, 2),
+        "eta_seconds": None if eta is None else round(eta),
+    }  # fmt: skip
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 DONE = {"schedule": "Campaign scheduled.", "pause": "Campaign paused.",
