@@ -6,10 +6,13 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Name -> module defining `measure() -> Result`. Modules are imported only when their measure
-# runs, so one measure's dependencies never slow down or break another.
+# Name -> module defining `measure() -> Result` (or `module:function` for another function).
+# Modules are imported only when their measure runs, so one measure's dependencies never slow
+# down or break another.
 MEASURES: dict[str, str] = {
     "send_prebuilt": "bench.send_prebuilt",
+    "campaign_send": "bench.campaign_send",
+    "campaign_send_postgresql": "bench.campaign_send:measure_postgresql",
 }
 
 
@@ -53,8 +56,9 @@ class Result:
 
 def run(name: str) -> Result:
     """Run the measure registered under `name`."""
-    module = importlib.import_module(MEASURES[name])
-    measure: Callable[[], Result] = module.measure
+    module_name, _, function = MEASURES[name].partition(":")
+    module = importlib.import_module(module_name)
+    measure: Callable[[], Result] = getattr(module, function or "measure")
     return measure()
 
 
