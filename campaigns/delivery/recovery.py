@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from campaigns.delivery import scheduling
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryState, WorkerHeartbeat
@@ -103,15 +103,20 @@ def overdue_batches(
 
     Their work order was lost (Redis flushed, restarted or evicting; an enqueue that failed
     after its commit) or is merely late; sending a second order is harmless, as the claim
-    lets only one through. Each row picked is marked due now, so it is picked again only
-    after another `grace`.
+    lets only one through. A campaign whose rows are still being claimed has its orders in
+    Redis (a long backlog is not lost), so it is left alone until it stalls for `grace`.
+    Each row picked is marked due now, so it is picked again only after another `grace`.
     """
+    cutoff = now - grace
+    other = aliased(Delivery)
+    progressing = exists().where(other.campaign_id == Delivery.campaign_id,
+                                 other.claimed_at > cutoff)  # fmt: skip
     ids = list(session.scalars(
         select(Delivery.id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .where(Delivery.state == DeliveryState.QUEUED,
-               or_(Delivery.due_at.is_(None), Delivery.due_at <= now - grace),
-               Campaign.status == CampaignStatus.RUNNING)
+               or_(Delivery.due_at.is_(None), Delivery.due_at <= cutoff),
+               Campaign.status == CampaignStatus.RUNNING, ~progressing)
         .order_by(Delivery.id)
     ))  # fmt: skip
     for start in range(0, len(ids), 1000):

@@ -104,3 +104,20 @@ def test_a_recipient_whose_server_hangs_at_rcpt_is_retried_alone(
     assert f"gave up after {sending.MAX_ATTEMPTS} attempts" in hung.reason
     assert "stopped answering for this recipient" in hung.reason
     assert len(smtp_server.messages) == 3
+
+
+def test_a_campaign_still_being_claimed_keeps_its_backlog_without_new_orders(
+    db: Database,
+) -> None:
+    _campaign_id, ids = _launched(db, 3)
+    later = utcnow() + timedelta(minutes=5)
+    with db.unit_of_work() as s:
+        sending.claim(s, ids[:1], now=later - timedelta(seconds=10), worker="busy-host:1")
+    grace = timedelta(minutes=2)
+    with db.unit_of_work() as s:
+        # A worker claimed a row 10 s ago: the rest are waiting in Redis, not lost.
+        assert recovery.overdue_batches(s, now=later, grace=grace) == []
+    with db.unit_of_work() as s:
+        # Nothing claimed for longer than the grace: the orders are taken for lost.
+        stalled = later + timedelta(minutes=3)
+        assert recovery.overdue_batches(s, now=stalled, grace=grace) == [ids[1:]]
