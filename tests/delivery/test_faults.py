@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,10 +79,11 @@ def _slow(smtp_server: SMTPCatcher, seconds: float = 0.05) -> None:
     smtp_server.reply = lambda _received: time.sleep(seconds) or None  # type: ignore[func-returns-value]
 
 
-def test_a_worker_killed_mid_batch_leaves_each_letter_sent_once_or_ambiguous(
+def _send_interrupted(
     db: Database, env: dict[str, str], smtp_server: SMTPCatcher, redis_server: RedisServer,
-    tmp_path: Path,
+    tmp_path: Path, interrupt: Callable[[subprocess.Popen[bytes], Path], None],
 ) -> None:  # fmt: skip
+    """Send a campaign; `interrupt` the first worker mid-batch; let a second one finish."""
     redis.Redis.from_url(redis_server.url).flushall()
     env = {**env, **FAST}
     campaign_id = _schedule(db)
@@ -92,13 +93,20 @@ def test_a_worker_killed_mid_batch_leaves_each_letter_sent_once_or_ambiguous(
     with _scheduler(env, logs[2]):
         wait_until(lambda: len(smtp_server.messages) >= 8 and _sending(db) >= 2,
                    what="the first letters, and a batch under way")  # fmt: skip
-        kill(first)  # SIGKILL to the worker and its forked child: rows left in `sending`
+        interrupt(first, logs[2])
         second = start_worker(env, logs[1], threads=1)
         try:
             _wait_completed(db, campaign_id, logs)
         finally:
             stop(second)
 
+
+def test_a_worker_killed_mid_batch_leaves_each_letter_sent_once_or_ambiguous(
+    db: Database, env: dict[str, str], smtp_server: SMTPCatcher, redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    # SIGKILL to the worker and its forked child: rows left in `sending`.
+    _send_interrupted(db, env, smtp_server, redis_server, tmp_path, lambda p, _log: kill(p))
     ledger = _ledger(db)
     states = Counter(ledger.values())
     assert set(states) <= {DeliveryState.SENT, DeliveryState.AMBIGUOUS}, states
@@ -110,7 +118,8 @@ def test_a_worker_killed_mid_batch_leaves_each_letter_sent_once_or_ambiguous(
         else:
             assert received[email] <= 1, email  # ambiguous: never sent again
     assert len(ledger) == PEOPLE
-    assert "took back" in logs[2].read_text()  # the reaper, not luck, finished the batch
+    # The reaper, not luck, finished the batch.
+    assert "took back" in (tmp_path / "scheduler.log").read_text()
 
 
 def test_redis_flushed_mid_campaign_loses_no_letter_and_doubles_none(
@@ -169,23 +178,12 @@ def test_sigterm_lets_the_batch_in_hand_finish_and_leaves_nothing_sending(
     db: Database, env: dict[str, str], smtp_server: SMTPCatcher, redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    redis.Redis.from_url(redis_server.url).flushall()
-    env = {**env, **FAST}
-    campaign_id = _schedule(db)
-    _slow(smtp_server)
-    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log", tmp_path / "scheduler.log"]
-    first = start_worker(env, logs[0], threads=1)
-    with _scheduler(env, logs[2]):
-        wait_until(lambda: len(smtp_server.messages) >= 8 and _sending(db) >= 2,
-                   what="the first letters, and a batch under way")  # fmt: skip
-        stop(first)  # SIGTERM: Dramatiq lets the running batch finish
+    def sigterm(worker: subprocess.Popen[bytes], scheduler_log: Path) -> None:
+        stop(worker)  # SIGTERM: Dramatiq lets the running batch finish
         assert _sending(db) == 0
-        assert "took back" not in logs[2].read_text()
-        second = start_worker(env, logs[1], threads=1)
-        try:
-            _wait_completed(db, campaign_id, logs)
-        finally:
-            stop(second)
+        assert "took back" not in scheduler_log.read_text()
+
+    _send_interrupted(db, env, smtp_server, redis_server, tmp_path, sigterm)
     assert set(_ledger(db).values()) == {DeliveryState.SENT}
     received = Counter(m.recipients[0] for m in smtp_server.messages)
     assert len(received) == PEOPLE and set(received.values()) == {1}
