@@ -32,18 +32,23 @@ def create_campaign(
     segment_id: int,
     letter_version_id: int,
     holdout_percent: int = 0,
+    rate_per_minute: int | None = None,
     created_by_id: int | None = None,
 ) -> Campaign:
-    """Create a draft broadcast of one letter version to one segment."""
+    """Create a draft broadcast of one letter version to one segment (optionally paced)."""
     if not name.strip():
         raise ValidationError("a campaign needs a name", field="name")
     if not 0 <= holdout_percent <= 50:
         raise ValidationError("the holdout must be between 0 and 50 percent", field="holdout")
+    if rate_per_minute is not None and not 1 <= rate_per_minute <= 1_000_000:
+        raise ValidationError("the rate must be at least 1 letter a minute, or empty for none",
+                              field="rate_per_minute")  # fmt: skip
     segments.get_segment(session, segment_id)
     authoring.get_version(session, letter_version_id)
     campaign = Campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
-        holdout_percent=holdout_percent, created_by_id=created_by_id,
+        holdout_percent=holdout_percent, rate_per_minute=rate_per_minute,
+        created_by_id=created_by_id,
         status=CampaignStatus.DRAFT,
     )  # fmt: skip
     session.add(campaign)

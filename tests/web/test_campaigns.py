@@ -62,3 +62,22 @@ def test_an_illegal_action_is_explained_not_crashed(app: Flask, db: Database) ->
                          follow_redirects=True)  # fmt: skip
     assert answer.status_code == 200
     assert "a draft campaign cannot become paused" in answer.get_data(as_text=True)
+
+
+def test_a_campaign_can_be_paced_and_a_bad_pace_is_explained(app: Flask, db: Database) -> None:
+    with db.unit_of_work() as s:
+        segment_id, version_id = make_segment(s).id, make_version(s).id
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    token = csrf_token(client, "/campaigns/new")
+    fields = {"segment_id": segment_id, "letter_version_id": version_id, "csrf_token": token}
+    bad = client.post("/campaigns", data={**fields, "name": "Too slow", "rate_per_minute": "-5"})
+    assert "at least 1 letter a minute" in client.get(bad.headers["Location"]).get_data(
+        as_text=True
+    )
+    answer = client.post("/campaigns", data={**fields, "name": "Paced", "rate_per_minute": "30"})
+    assert "at most 30 letters a minute" in client.get(answer.headers["Location"]).get_data(
+        as_text=True
+    )
+    with db.unit_of_work() as s:
+        assert [c.rate_per_minute for c in s.scalars(select(Campaign))] == [30]

@@ -46,6 +46,7 @@ def campaign_create() -> Response:
                 s, form.get("name", ""), segment_id=_int(form, "segment_id"),
                 letter_version_id=_int(form, "letter_version_id"),
                 holdout_percent=_int(form, "holdout_percent", default=0),
+                rate_per_minute=_int(form, "rate_per_minute", default=0) or None,
                 created_by_id=g.user["id"],
             )  # fmt: skip
             campaign_id = campaign.id
