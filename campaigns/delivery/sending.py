@@ -210,12 +210,12 @@ def deliver_batch(
             pending.append(_Record(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
             result.failed += 1
             continue
-        rest = [d.delivery_id for d in drafts[index:]]
         if throttle is not None and not throttle.wait(
             campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
             domain=prepared.email.rpartition("@")[2],
         ):  # fmt: skip
             # A rate is saturated: hand this row and the rest back untouched, for later.
+            rest = [d.delivery_id for d in drafts[index:]]
             with db.unit_of_work() as session:
                 _write(session, pending, now())
                 release(session, rest, refund=True,
@@ -234,6 +234,7 @@ def deliver_batch(
             with db.unit_of_work() as session:
                 if outcome.stop_batch:
                     # The server is unreachable: give every remaining row back untouched.
+                    rest = [d.delivery_id for d in drafts[index:]]
                     release(session, rest, refund=True, due_at=due_at)
                     result.retry.extend(rest)
                     break

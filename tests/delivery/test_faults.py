@@ -14,12 +14,11 @@ from pathlib import Path
 import redis
 from sqlalchemy import select
 
-from campaigns.db import Database, utcnow
-from campaigns.delivery import scheduling
+from campaigns.db import Database
 from campaigns.embedded.services import RedisServer, SMTPCatcher
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryState
 from tests.conftest import ROOT, kill, start_worker, stop, wait_until
-from tests.factories import make_contact, make_segment, make_version
+from tests.factories import schedule_campaign
 
 PEOPLE = 40
 # Heal quickly: workers beat every 0.3 s, are given up after 2 s, lost orders after 2 s.
@@ -28,14 +27,7 @@ FAST = {"HEARTBEAT_SECONDS": "0.3", "WORKER_STALE_SECONDS": "2", "RECONCILE_SECO
 
 
 def _schedule(db: Database) -> int:
-    with db.unit_of_work() as s:
-        for i in range(PEOPLE):
-            make_contact(s, f"p{i:02}@example.com", first_name=f"P{i}")
-        campaign = scheduling.create_campaign(
-            s, "Offer", segment_id=make_segment(s).id, letter_version_id=make_version(s).id
-        )
-        scheduling.schedule(s, campaign.id, send_at=utcnow())
-        return campaign.id
+    return schedule_campaign(db, "Offer", [f"p{i:02}@example.com" for i in range(PEOPLE)])
 
 
 @contextmanager

@@ -13,21 +13,13 @@ from campaigns.delivery import recovery, scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryState
-from tests.factories import make_contact, make_segment, make_version
+from tests.factories import launch_now, schedule_campaign
 
 
 def _launched(db: Database, people: int) -> tuple[int, list[int]]:
     """A running campaign to `people` contacts; returns its id and its ledger ids."""
-    with db.unit_of_work() as s:
-        for i in range(people):
-            make_contact(s, f"p{i}@example.com", first_name=f"P{i}")
-        campaign = scheduling.create_campaign(
-            s, "Offer", segment_id=make_segment(s).id, letter_version_id=make_version(s).id
-        )
-        scheduling.schedule(s, campaign.id, send_at=utcnow())
-    with db.unit_of_work() as s:
-        (launch,) = scheduling.launch_due(s, now=utcnow(), batch_size=1000)
-    return launch.campaign_id, launch.batches[0]
+    campaign_id = schedule_campaign(db, "Offer", [f"p{i}@example.com" for i in range(people)])
+    return campaign_id, launch_now(db, size=1000)[0]
 
 
 def _rows(db: Database) -> dict[str, Delivery]:
