@@ -1,6 +1,6 @@
 """Typed models, one module per aggregate; importing this package registers them all."""
 
-from campaigns.models.accounts import ApiKey, AuditEntry, LoginAttempt, Role, User
+from campaigns.models.accounts import ApiKey, ApiScope, AuditEntry, LoginAttempt, Role, User
 from campaigns.models.campaigns import (
     CAMPAIGN_TRANSITIONS,
     Automation,
@@ -9,7 +9,15 @@ from campaigns.models.campaigns import (
     Campaign,
     CampaignStatus,
 )
-from campaigns.models.contacts import Contact, ContactStatus, Contract, ContractStatus
+from campaigns.models.contacts import (
+    Contact,
+    ContactStatus,
+    ContactStatusChange,
+    Contract,
+    ContractStatus,
+    ContractTerm,
+    Suppression,
+)
 from campaigns.models.deliveries import (
     DELIVERY_TRANSITIONS,
     OPEN_STATES,
@@ -18,6 +26,13 @@ from campaigns.models.deliveries import (
     WorkerHeartbeat,
 )
 from campaigns.models.events import Conversion, Event, EventKind
+from campaigns.models.imports import (
+    ImportJob,
+    ImportMapping,
+    ImportMode,
+    ImportRowError,
+    ImportStatus,
+)
 from campaigns.models.letters import (
     Layout,
     Letter,
@@ -27,7 +42,7 @@ from campaigns.models.letters import (
     Link,
     LinkKind,
 )
-from campaigns.models.segments import Segment, SegmentKind, SegmentMember
+from campaigns.models.segments import Segment, SegmentKind, SegmentMember, SegmentTarget
 
 __all__ = [
     "WorkerHeartbeat",
@@ -35,6 +50,16 @@ __all__ = [
     "DELIVERY_TRANSITIONS",
     "OPEN_STATES",
     "ApiKey",
+    "ApiScope",
+    "ContactStatusChange",
+    "ContractTerm",
+    "ImportJob",
+    "ImportMapping",
+    "ImportMode",
+    "ImportRowError",
+    "ImportStatus",
+    "SegmentTarget",
+    "Suppression",
     "AuditEntry",
     "Automation",
     "AutomationStep",

@@ -42,6 +42,13 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class ApiScope(StrEnum):
+    """What an API key may do: read only, or read and write."""
+
+    READ = "read"
+    WRITE = "write"
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
@@ -50,6 +57,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[ApiScope] = mapped_column(
+        String(10), default=ApiScope.READ, server_default=ApiScope.READ.value
+    )
     created_at: Mapped[created_at]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from campaigns.db import Base, created_at, intpk, json_dict, str255, utcnow
@@ -17,11 +18,13 @@ _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
 
 def normalise_email(raw: str) -> str:
-    """Return the address trimmed and lower-cased, or raise ValidationError if it is not one.
+    """Return the address in canonical form, or raise ValidationError if it is not one.
 
-    The one canonical form of an address, for contacts and admin users alike.
+    NFKC-normalised (full-width and composed characters fold to one spelling), trimmed of
+    every kind of Unicode space, lower-cased: the one canonical form of an address, for
+    contacts, suppressions and admin users alike.
     """
-    email = (raw or "").strip().lower()
+    email = unicodedata.normalize("NFKC", raw or "").strip().lower()
     if len(email) > 320 or not _EMAIL.match(email):
         raise ValidationError(f"{raw!r} is not a valid e-mail address", field="email")
     return email
@@ -56,6 +59,8 @@ class Contact(Base):
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     created_at: Mapped[created_at]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # GDPR erasure keeps the row (ledger counts stay right) with its personal data removed.
+    erased_at: Mapped[datetime | None]
 
     contracts: Mapped[list[Contract]] = relationship(back_populates="contact")
 
@@ -87,3 +92,50 @@ class Contract(Base):
     created_at: Mapped[created_at]
 
     contact: Mapped[Contact] = relationship(back_populates="contracts")
+
+
+class ContactStatusChange(Base):
+    """One change of a contact's status: when, to what, why, and who or what did it."""
+
+    __tablename__ = "contact_status_changes"
+    __table_args__ = (Index("ix_contact_status_changes_contact", "contact_id", "occurred_at"),)
+
+    id: Mapped[intpk]
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    status: Mapped[ContactStatus] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # admin, import, api, bounce, complaint, unsubscribe
+    source: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suppression(Base):
+    """An address that must never be mailed, whether or not a contact holds it."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[intpk]
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[created_at]
+
+
+class ContractTerm(Base):
+    """A past period of a contract, kept when its end date moved forward (a renewal)."""
+
+    __tablename__ = "contract_terms"
+    __table_args__ = (UniqueConstraint("contract_id", "term"),)
+
+    id: Mapped[intpk]
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    term: Mapped[int]
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+    price: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    # import, api, admin: what moved the end date forward
+    source: Mapped[str] = mapped_column(String(20))
+    recorded_at: Mapped[created_at]

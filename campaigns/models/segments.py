@@ -16,6 +16,13 @@ class SegmentKind(StrEnum):
     STATIC = "static"
 
 
+class SegmentTarget(StrEnum):
+    """What a segment yields: contacts, or (contact, contract) pairs."""
+
+    CONTACTS = "contacts"
+    CONTRACTS = "contracts"
+
+
 class Segment(Base):
     __tablename__ = "segments"
 
@@ -23,6 +30,9 @@ class Segment(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[SegmentKind] = mapped_column(String(20), default=SegmentKind.DYNAMIC)
+    target: Mapped[SegmentTarget] = mapped_column(
+        String(20), default=SegmentTarget.CONTACTS, server_default=SegmentTarget.CONTACTS.value
+    )
     # Validated rule tree (see campaigns.segments); never SQL typed by a user.
     rules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[created_at]
