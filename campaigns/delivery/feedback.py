@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from campaigns.audience import contacts, suppressions
 from campaigns.delivery import scheduling
 from campaigns.errors import InvalidTransition
-from campaigns.models import Contact, ContactStatus, Delivery, DeliveryState
+from campaigns.models import ContactStatus, Delivery, DeliveryState
 
 # RFC 3463: 5.1.x is a bad destination address (no such user, bad domain, moved): permanent.
 HARD_BOUNCE = re.compile(r"^5\d\d\b.*\b5\.1\.\d{1,3}\b", re.DOTALL)
@@ -24,16 +25,19 @@ def is_hard_bounce(reply: str) -> bool:
 
 
 def suppress_if_hard_bounce(session: Session, delivery_id: int, reply: str) -> bool:
-    """Mark the row's contact bounced when the reply is a hard bounce; say whether it was."""
+    """On a hard bounce, mark the contact bounced and suppress the address; say whether it was.
+
+    The status change keeps the time and the server's reply, so the contact page says why.
+    """
     if not is_hard_bounce(reply):
         return False
-    contact_id = select(Delivery.contact_id).where(Delivery.id == delivery_id).scalar_subquery()
-    session.execute(
-        update(Contact)
-        .where(Contact.id == contact_id, Contact.status != ContactStatus.BOUNCED)
-        .values(status=ContactStatus.BOUNCED)
-        .execution_options(synchronize_session=False)
-    )
+    contact_id, email = session.execute(
+        select(Delivery.contact_id, Delivery.email).where(Delivery.id == delivery_id)
+    ).one()
+    reason = f"hard bounce: {reply[:300]}"
+    contacts.set_status(session, contact_id, ContactStatus.BOUNCED, reason=reason,
+                        source="bounce")  # fmt: skip
+    suppressions.suppress(session, email, reason=reason, source="bounce")
     return True
 
 

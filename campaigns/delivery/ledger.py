@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Insert, Integer, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Insert, Integer, case, cast, exists, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from campaigns.models import (
     ContactStatus,
     Delivery,
     DeliveryState,
+    Suppression,
 )
 from campaigns.models import LetterCategory as Category
 
@@ -56,12 +57,15 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
     version = campaign.letter_version
     suppressed = SUPPRESSED_STATUSES[version.letter.category]
     bucket = holdout_bucket(campaign.id)
+    listed = exists(select(Suppression.id).where(Suppression.email == Contact.email))
     state = case(
+        (listed, literal(DeliveryState.SUPPRESSED.value)),
         (Contact.status.in_(suppressed), literal(DeliveryState.SUPPRESSED.value)),
         (bucket < campaign.holdout_percent, literal(DeliveryState.HELD_OUT.value)),
         else_=literal(DeliveryState.QUEUED.value),
     )
     reason = case(
+        (listed, literal("address is on the suppression list")),
         (Contact.status.in_(suppressed), "contact is " + Contact.status),
         (bucket < campaign.holdout_percent, literal("holdout group")),
         else_=literal(""),
@@ -77,7 +81,10 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
         literal(0),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
-    ).where(segments.membership(campaign.segment, today=now.date()))
+    ).where(
+        segments.membership(campaign.segment, today=now.date()),
+        Contact.erased_at.is_(None),  # erased people are never mailed, whatever a rule says
+    )
     columns = ["campaign_id", "contact_id", "segment_id", "letter_version_id", "email", "state",
                "reason", "attempts", "created_at", "due_at"]  # fmt: skip
     stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, audience)

@@ -37,6 +37,7 @@ from campaigns.models import (
     DeliveryState,
     LetterCategory,
     LetterVersion,
+    Suppression,
 )
 
 log = logging.getLogger(__name__)
@@ -383,7 +384,9 @@ def _mark_in_flight(session: Session, draft: Draft, *, now: datetime) -> str | N
     campaign is still running (a pause meanwhile wins).
     """
     blocked = ledger.SUPPRESSED_STATUSES[draft.category]
-    reachable = exists().where(Contact.id == Delivery.contact_id, Contact.status.not_in(blocked))
+    reachable = exists().where(Contact.id == Delivery.contact_id, Contact.status.not_in(blocked),
+                               Contact.erased_at.is_(None))  # fmt: skip
+    listed = exists().where(Suppression.email == Delivery.email)
     running = or_(
         Delivery.campaign_id.is_(None),
         exists().where(Campaign.id == Delivery.campaign_id,
@@ -392,21 +395,26 @@ def _mark_in_flight(session: Session, draft: Draft, *, now: datetime) -> str | N
     marked = session.execute(
         update(Delivery)
         .where(Delivery.id == draft.delivery_id, Delivery.state == DeliveryState.SENDING,
-               reachable, running)
+               reachable, ~listed, running)
         .values(in_flight_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     if getattr(marked, "rowcount", 0) == 1:
         return None
-    state, status = session.execute(
-        select(Delivery.state, Contact.status)
+    state, status, erased, on_list = session.execute(
+        select(Delivery.state, Contact.status, Contact.erased_at, listed)
         .join(Contact, Contact.id == Delivery.contact_id)
         .where(Delivery.id == draft.delivery_id)
     ).one()
     if state != DeliveryState.SENDING:
         return "skipped"  # no longer ours (taken back by the reaper meanwhile)
-    if status in blocked:
-        finish(session, draft.delivery_id, DeliveryState.SUPPRESSED, reason=f"contact is {status}")
+    if on_list or erased or status in blocked:
+        why = (
+            "address is on the suppression list" if on_list
+            else "contact was erased" if erased
+            else f"contact is {status}"
+        )  # fmt: skip
+        finish(session, draft.delivery_id, DeliveryState.SUPPRESSED, reason=why)
         return "suppressed"
     release(session, [draft.delivery_id], refund=True, due_at=now)  # paused meanwhile
     return "skipped"

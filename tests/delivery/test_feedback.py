@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from campaigns.audience import contacts, suppressions
 from campaigns.config import Settings
 from campaigns.db import Database
 from campaigns.delivery import feedback, sending
@@ -35,13 +36,32 @@ def test_a_hard_bounce_suppresses_the_address_for_the_next_campaign(
     with db.unit_of_work() as s:
         bob = s.scalar(select(Contact).where(Contact.email == "bob@example.com"))
         assert bob is not None and bob.status == ContactStatus.BOUNCED
+        [change] = contacts.status_history(s, bob.id)
+        assert (change.status, change.source) == (ContactStatus.BOUNCED, "bounce")
+        assert change.reason == "hard bounce: 550 5.1.1 user unknown"
+        assert suppressions.is_suppressed(s, "Bob@Example.com")
 
     second = schedule_campaign(db, "Second", emails)
     sending.deliver_batch(db, launch_now(db)[0], mailer=mailer, settings=settings)
     mailer.close()
     row = ledger_rows(db, second)["bob@example.com"]
-    assert (row.state, row.reason) == (State.SUPPRESSED, "contact is bounced")
+    assert (row.state, row.reason) == (State.SUPPRESSED, "address is on the suppression list")
     assert [m.recipients[0] for m in smtp_server.messages].count("bob@example.com") == 0
+
+
+def test_an_address_listed_after_launch_is_not_sent(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    campaign = schedule_campaign(db, "Offer", ["ann@example.com", "bob@example.com"])
+    batch = launch_now(db)[0]
+    with db.unit_of_work() as s:
+        suppressions.suppress(s, "bob@example.com", reason="asked by phone", source="admin")
+    mailer = SMTPMailer(smtp_server.url)
+    sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    mailer.close()
+    row = ledger_rows(db, campaign)["bob@example.com"]
+    assert (row.state, row.reason) == (State.SUPPRESSED, "address is on the suppression list")
+    assert [m.recipients[0] for m in smtp_server.messages] == ["ann@example.com"]
 
 
 def test_an_error_storm_pauses_the_campaign_and_says_why(
