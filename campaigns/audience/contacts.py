@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +11,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from campaigns.accounts import audit
-from campaigns.audience.records import CONTACT_FIELDS, FieldError, RecordError, check
+from campaigns.audience.records import (
+    CONTACT_FIELDS,
+    FieldError,
+    RecordError,
+    check,
+    contract_record,
+)
 from campaigns.db import require
 from campaigns.errors import ValidationError
 from campaigns.models import (
@@ -21,12 +27,15 @@ from campaigns.models import (
     Contract,
     ContractStatus,
     ContractTerm,
+    Event,
 )
 from campaigns.models.contacts import normalise_email
 
 # What the contact form may change; the status has its own recorded path (set_status).
 EDITABLE_CONTACT_FIELDS = ("email", "external_id", "first_name", "last_name", "locale",
                            "time_zone", "customer_since", "lifetime_spend")  # fmt: skip
+CONTRACT_FORM_FIELDS = ("product", "plan", "starts_on", "ends_on", "price", "currency",
+                        "renewal_url", "external_id", "service_points")  # fmt: skip
 
 
 def create_contact(
@@ -143,6 +152,27 @@ def update_contact(
     return contact
 
 
+def add_contract_from(
+    session: Session, contact_id: int, raw: dict[str, Any], *, user_id: int | None
+) -> Contract:
+    """Add a contract from raw values (a form); raise RecordError naming each bad field."""
+    get_contact(session, contact_id)
+    fields = {k: v for k, v in raw.items() if k in CONTRACT_FORM_FIELDS and v not in (None, "")}
+    record, errors = contract_record(fields)
+    errors += [
+        FieldError(f"contract.{name}", "", "is required")
+        for name in ("product", "starts_on", "ends_on") if name not in record
+    ]  # fmt: skip
+    if errors:
+        raise RecordError(errors)
+    record.pop("status", None)
+    record.pop("attributes", None)
+    contract = add_contract(session, contact_id, **record)
+    audit.record(session, "contract.added", user_id=user_id, target_type="contract",
+                 target_id=contract.id, product=contract.product)  # fmt: skip
+    return contract
+
+
 def set_status(
     session: Session,
     contact_id: int,
@@ -237,3 +267,38 @@ def search_contacts(
     rows = list(session.scalars(stmt.order_by(Contact.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     return ContactPage(rows[:limit], rows[limit - 1].id if more else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One thing that happened to a contact, for the contact page."""
+
+    at: datetime
+    kind: str  # status, renewal, open, click, … (an event kind)
+    text: str
+
+
+def timeline(session: Session, contact_id: int, *, limit: int = 100) -> list[TimelineEntry]:
+    """What happened to a contact, newest first: status changes, renewals, letter events."""
+    entries = [
+        TimelineEntry(c.occurred_at, "status",
+                      f"{c.status} ({c.source}){': ' + c.reason if c.reason else ''}")
+        for c in status_history(session, contact_id)[:limit]
+    ]  # fmt: skip
+    entries += [
+        TimelineEntry(t.recorded_at, "renewal",
+                      f"renewed ({t.source}); term {t.term} ran {t.starts_on} to {t.ends_on}")
+        for t in contract_terms(session, contact_id)[:limit]
+    ]  # fmt: skip
+    events = session.execute(
+        select(Event.occurred_at, Event.kind, Event.is_machine)
+        .where(Event.contact_id == contact_id)
+        .order_by(Event.occurred_at.desc())
+        .limit(limit)
+    )
+    entries += [
+        TimelineEntry(at, kind, f"{kind}{' (by a machine, not counted)' if machine else ''}")
+        for at, kind, machine in events
+    ]
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]

@@ -117,7 +117,7 @@ def _count(raw: Any) -> int:
 
 
 def _currency(raw: Any) -> str:
-    value = _text(3)(raw).upper()
+    value = _text(10)(raw).upper()
     if value not in _currencies():
         raise ValueError("is not an ISO 4217 currency code such as EUR, USD or GBP")
     return value

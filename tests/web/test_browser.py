@@ -85,6 +85,21 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         expect(page.locator("table").nth(1)).to_contain_text("Policy re-statement")
         page.screenshot(path=str(SCREENSHOTS / "contact.png"), full_page=True)
 
+        # A refused edit says which field and keeps what was typed; a status change needs a why.
+        page.get_by_text("Edit details").click()
+        page.get_by_label("Time zone").fill("Europe/Atlantis")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("small.field-error")).to_contain_text("Time zone is not a time zone")
+        expect(page.get_by_label("Time zone")).to_have_value("Europe/Atlantis")
+        page.screenshot(path=str(SCREENSHOTS / "contact-refused-edit.png"), full_page=True)
+        page.locator("summary", has_text="Unsubscribe").click()
+        page.get_by_label("Reason").fill("asked by phone")
+        page.locator("button[type=submit]", has_text="Unsubscribe").click()
+        expect(page.locator("ol.timeline")).to_contain_text("unsubscribed (admin): asked by phone")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(SCREENSHOTS / "contact-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+
         # On a phone, an unknown address answers a page, not a server error.
         page.set_viewport_size({"width": 390, "height": 844})
         answer = page.goto(url + "no/such/page")

@@ -3,38 +3,107 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from campaigns.audience import contacts, segments
+from campaigns.audience import contacts, segments, suppressions
+from campaigns.audience.records import RecordError
 from campaigns.errors import ValidationError
-from campaigns.models import Role
+from campaigns.models import ContactStatus, Role
 from campaigns.tracking import reports
 from campaigns.web.auth import requires
 from campaigns.web.context import unit_of_work
 
 bp = Blueprint("audience", __name__)
+STATUSES = {status.value for status in ContactStatus}
 
 
 @bp.route("/contacts")
 @requires(Role.VIEWER)
 def contact_list() -> str:
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    args = request.args
+    status = args.get("status", "")
     with unit_of_work() as s:
-        rows = contacts.list_contacts(s, limit=50, offset=(page - 1) * 50)
-        return render_template("admin/contacts.html", contacts=rows,
-                               total=contacts.count_contacts(s), page=page)  # fmt: skip
+        page = contacts.search_contacts(
+            s, query=args.get("q", ""), before_id=args.get("before", type=int),
+            status=ContactStatus(status) if status in STATUSES else None,
+        )  # fmt: skip
+        return render_template("admin/contacts.html", page=page, q=args.get("q", ""),
+                               status=status, statuses=list(ContactStatus),
+                               total=contacts.count_contacts(s))  # fmt: skip
 
 
 @bp.route("/contacts/<int:contact_id>")
 @requires(Role.VIEWER)
 def contact_detail(contact_id: int) -> str:
+    return _contact_page(contact_id)
+
+
+def _contact_page(contact_id: int, *, form: str = "", errors: dict[str, str] | None = None) -> str:
+    """The contact page; after a refused form, that form open with its errors and values."""
     with unit_of_work() as s:
-        contact = contacts.get_contact(s, contact_id)
-        return render_template("admin/contact.html", contact=contact,
-                               received=reports.letters_of_contact(s, contact_id))  # fmt: skip
+        return render_template(
+            "admin/contact.html", contact=contacts.get_contact(s, contact_id),
+            received=reports.letters_of_contact(s, contact_id),
+            timeline=contacts.timeline(s, contact_id), statuses=list(ContactStatus),
+            open_form=form, errors=errors or {}, values=request.form if form else {},
+            today=date.today(),
+        )  # fmt: skip
+
+
+@bp.route("/contacts/<int:contact_id>", methods=["POST"])
+@requires(Role.EDITOR)
+def contact_update(contact_id: int) -> Response | tuple[str, int]:
+    try:
+        with unit_of_work() as s:
+            contacts.update_contact(s, contact_id, dict(request.form), user_id=g.user["id"])
+    except RecordError as exc:
+        return _contact_page(contact_id, form="edit", errors=_by_field(exc)), 400
+    flash("Saved.", "success")
+    return redirect(url_for("audience.contact_detail", contact_id=contact_id))
+
+
+@bp.route("/contacts/<int:contact_id>/status", methods=["POST"])
+@requires(Role.EDITOR)
+def contact_status(contact_id: int) -> Response | tuple[str, int]:
+    status, reason = request.form.get("status", ""), request.form.get("reason", "").strip()
+    if status not in STATUSES or not reason:
+        errors = {"reason": "say why (it is kept with the change)"} if not reason else {
+            "status": "choose a status"}  # fmt: skip
+        return _contact_page(contact_id, form="status", errors=errors), 400
+    with unit_of_work() as s:
+        contacts.set_status(s, contact_id, ContactStatus(status), reason=reason, source="admin",
+                            user_id=g.user["id"])  # fmt: skip
+    flash(f"The contact is now {status}.", "success")
+    return redirect(url_for("audience.contact_detail", contact_id=contact_id))
+
+
+@bp.route("/contacts/<int:contact_id>/contracts", methods=["POST"])
+@requires(Role.EDITOR)
+def contract_add(contact_id: int) -> Response | tuple[str, int]:
+    try:
+        with unit_of_work() as s:
+            contacts.add_contract_from(s, contact_id, dict(request.form), user_id=g.user["id"])
+    except RecordError as exc:
+        return _contact_page(contact_id, form="contract", errors=_by_field(exc)), 400
+    flash("Contract added.", "success")
+    return redirect(url_for("audience.contact_detail", contact_id=contact_id))
+
+
+@bp.route("/contacts/<int:contact_id>/contracts/<int:contract_id>/end", methods=["POST"])
+@requires(Role.EDITOR)
+def contract_end(contact_id: int, contract_id: int) -> Response:
+    try:
+        on = date.fromisoformat(request.form.get("on", ""))
+        with unit_of_work() as s:
+            contacts.end_contract(s, contract_id, on=on, user_id=g.user["id"])
+        flash(f"Contract ended on {on}.", "success")
+    except ValueError:
+        flash("Contract not ended: give the last day as a date like 2027-01-31.", "error")
+    except ValidationError as exc:
+        flash(f"Contract not ended: {exc}", "error")
+    return redirect(url_for("audience.contact_detail", contact_id=contact_id))
 
 
 @bp.route("/contacts", methods=["POST"])
@@ -48,37 +117,68 @@ def contact_create() -> Response | tuple[str, int]:
                 last_name=form.get("last_name", ""),
             )  # fmt: skip
             if form.get("product"):
-                contacts.add_contract(
-                    s, contact.id, product=form["product"],
-                    starts_on=_date(form.get("starts_on"), "starts_on"),
-                    ends_on=_date(form.get("ends_on"), "ends_on"),
-                    price=_money(form.get("price") or "0"),
-                    renewal_url=form.get("renewal_url") or None,
-                )  # fmt: skip
-            email = contact.email
+                contacts.add_contract_from(s, contact.id, dict(form), user_id=g.user["id"])
+            contact_id = contact.id
     except ValidationError as exc:
-        flash(f"Contact not added: {exc}", "error")
+        errors = _by_field(exc) if isinstance(exc, RecordError) else {exc.field or "": str(exc)}
         with unit_of_work() as s:
-            rows = contacts.list_contacts(s, limit=50)
-            page = render_template("admin/contacts.html", contacts=rows, form=form,
-                                   total=contacts.count_contacts(s), page=1)  # fmt: skip
+            page = render_template(
+                "admin/contacts.html", page=contacts.search_contacts(s), q="", status="",
+                statuses=list(ContactStatus), total=contacts.count_contacts(s), form=form,
+                errors=errors,
+            )  # fmt: skip
         return page, 400
-    flash(f"Added {email}.", "success")
-    return redirect(url_for("audience.contact_list"))
+    flash("Contact added.", "success")
+    return redirect(url_for("audience.contact_detail", contact_id=contact_id))
 
 
-def _date(raw: str | None, field: str) -> date:
+@bp.route("/suppressions")
+@requires(Role.VIEWER)
+def suppression_list() -> str:
+    return _suppression_page()
+
+
+def _suppression_page(*, errors: dict[str, str] | None = None) -> str:
+    q = request.args.get("q", "")
+    with unit_of_work() as s:
+        rows, total = suppressions.list_suppressions(s, query=q)
+        return render_template("admin/suppressions.html", rows=rows, total=total, q=q,
+                               errors=errors or {}, form=request.form)  # fmt: skip
+
+
+@bp.route("/suppressions", methods=["POST"])
+@requires(Role.EDITOR)
+def suppression_add() -> Response | tuple[str, int]:
+    form = request.form
+    reason = form.get("reason", "").strip()
+    if not reason:
+        return _suppression_page(errors={"reason": "say why (it is kept with the entry)"}), 400
     try:
-        return date.fromisoformat(raw or "")
-    except ValueError:
-        raise ValidationError(f"{field} must be a date like 2027-01-31", field=field) from None
+        with unit_of_work() as s:
+            entry = suppressions.suppress(s, form.get("email", ""), reason=reason,
+                                          source="admin", user_id=g.user["id"])  # fmt: skip
+            email = entry.email
+    except ValidationError as exc:
+        return _suppression_page(errors={"email": str(exc)}), 400
+    flash(f"{email} will not be mailed.", "success")
+    return redirect(url_for("audience.suppression_list"))
 
 
-def _money(raw: str) -> Decimal:
+@bp.route("/suppressions/remove", methods=["POST"])
+@requires(Role.EDITOR)
+def suppression_remove() -> Response:
     try:
-        return Decimal(raw)
-    except InvalidOperation:
-        raise ValidationError("price must be a number like 480.00", field="price") from None
+        with unit_of_work() as s:
+            suppressions.unsuppress(s, request.form.get("email", ""), user_id=g.user["id"])
+        flash("Taken off the suppression list.", "success")
+    except ValidationError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("audience.suppression_list"))
+
+
+def _by_field(exc: RecordError) -> dict[str, str]:
+    """Refused fields by form field name (`contract.ends_on` → `ends_on`)."""
+    return {e.field.rsplit(".", 1)[-1]: e.reason for e in exc.errors}
 
 
 @bp.route("/segments")
