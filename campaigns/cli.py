@@ -17,12 +17,13 @@ from sqlalchemy import func, select
 
 from campaigns import schema
 from campaigns.accounts import users as accounts
+from campaigns.audience import csvfiles, importer, imports, mappings
 from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key, local_url
 from campaigns.db import Database, utcnow
 from campaigns.embedded import demo
 from campaigns.embedded.services import RedisServer, SMTPCatcher, port_open
 from campaigns.errors import CampaignsError
-from campaigns.models import Contact, Role, User
+from campaigns.models import Contact, ImportMode, ImportStatus, Role, User
 
 DEMO_ADMIN = "admin@example.com"
 
@@ -80,12 +81,81 @@ def users_create(email: str, name: str, role: str, password: str) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@main.group()
+def contacts() -> None:
+    """Contacts and their contracts."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", "mapping_name", help="A column mapping saved in the admin.")
+@click.option("--match", type=click.Choice(["email", "external_id"]),
+              help="Find existing contacts by e-mail (default) or by external id.")
+@click.option("--valid-rows", is_flag=True,
+              help="Import the valid rows when some are bad (default: import nothing then).")
+@click.option("--dry-run", is_flag=True, help="Check and count only; write nothing.")
+def contacts_import(
+    file: Path, mapping_name: str | None, match: str | None, valid_rows: bool, dry_run: bool
+) -> None:
+    """Import contacts and their contracts from a CSV file, in one transaction."""
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        with file.open("rb") as stream:
+            stored = imports.store_upload(settings.data_dir, stream)
+        with database.unit_of_work() as session:
+            job = imports.create_job(session, stored, filename=file.name, user_id=None)
+            preview = imports.preview(job)
+            if mapping_name:
+                saved = mappings.get_mapping(session, mapping_name).mapping
+                columns = mappings.applied(saved, preview.header)
+                match = match or saved.get("match", "email")
+            else:
+                columns = mappings.suggest(preview.header, preview.sample)
+            mode = ImportMode.VALID_ROWS if valid_rows else ImportMode.ALL_OR_NOTHING
+            imports.configure(session, job.id, columns, match=match or "email",
+                              dry_run=dry_run, mode=mode)  # fmt: skip
+            job_id, total = job.id, job.total_rows
+        delimiter = csvfiles.DELIMITER_NAMES.get(job.delimiter, job.delimiter)
+        click.echo(f"{file.name}: {job.encoding}, {delimiter}-separated, about {total} rows")
+        for column, spec in columns.items():
+            click.echo(f"  {column} → {spec}")
+        label = "checking" if dry_run else "importing"
+        with click.progressbar(length=max(total, 1), label=label, show_pos=True) as bar:
+
+            def advance(processed: int, length: int) -> None:
+                bar.length = max(length, 1)
+                bar.update(processed - bar.pos)
+
+            result = importer.run(database, job_id, on_progress=advance)
+        with database.unit_of_work() as session:
+            report = imports.imports_dir(settings.data_dir) / f"job-{job_id}-errors.csv"
+            errors = imports.write_errors_file(session, job_id, report)
+            first = imports.row_errors(session, job_id, limit=10)
+    except CampaignsError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.dispose()
+    if result is None:
+        raise click.ClickException(f"import {job_id} did not run")
+    click.echo(f"{result.status}: {result.message}")
+    for error in first:
+        click.echo(f"  line {error.line}, {error.column or '(row)'}: {error.value!r} "
+                   f"{error.reason}")  # fmt: skip
+    if errors:
+        click.echo(f"all {errors} row errors: {report}")
+    checked = dry_run and result.status == ImportStatus.CHECKED
+    if result.status != ImportStatus.DONE and not checked:
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--processes", default=1, show_default=True)
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """Run Dramatiq workers that send letters (scale out: run more on other machines)."""
-    _settings(signing=True)
+    settings = _settings(signing=True)
+    os.environ.update(settings.metrics_environment())
     args = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
             "--threads", str(threads)]  # fmt: skip
     os.execvp(args[0], args)

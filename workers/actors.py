@@ -6,12 +6,13 @@ import logging
 
 import dramatiq
 
+from campaigns.audience import importer
 from campaigns.delivery import sending
-from workers import ratelimits, runtime
+from workers import metrics, ratelimits, runtime
 from workers.broker import broker
 
 log = logging.getLogger(__name__)
-__all__ = ["broker", "send_batch"]
+__all__ = ["broker", "run_import", "send_batch"]
 
 
 @dramatiq.actor(queue_name="send", max_retries=3, time_limit=30 * 60 * 1000)
@@ -20,12 +21,13 @@ def send_batch(delivery_ids: list[int]) -> None:
     result = sending.deliver_batch(
         runtime.database(),
         delivery_ids,
-        mailer=runtime.mailer(),
+        mailer=metrics.TimedMailer(runtime.mailer()),
         settings=runtime.settings(),
         worker=runtime.worker_id(),
         throttle=ratelimits.throttle(),
     )
     log.info("batch of %d: %s", len(delivery_ids), result)
+    metrics.count(result)
     if result.retry:
         with runtime.database().unit_of_work() as session:
             delay = sending.retry_delay_seconds(sending.highest_attempt(session, result.retry))
@@ -38,3 +40,10 @@ def enqueue(batches: list[list[int]]) -> None:
     """Hand batches of ledger ids to the workers (call only after the commit)."""
     for batch in batches:
         send_batch.send(batch)
+
+
+@dramatiq.actor(queue_name="imports", max_retries=3, time_limit=6 * 60 * 60 * 1000)
+def run_import(job_id: int) -> None:
+    """Check or write a CSV import; a job already done or held by another worker is left be."""
+    job = importer.run(runtime.database(), job_id)
+    log.info("import %d: %s", job_id, job.status if job else "nothing to do")

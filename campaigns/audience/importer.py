@@ -1,0 +1,375 @@
+"""The import pass: read a job's file, check every row, write through `upserts` in one transaction.
+
+The same pass serves the check (a dry run, rolled back at the end: it counts exactly what the
+import would add, change and reject) and the import (committed — or, in all-or-nothing mode
+with a bad row, rolled back). Either way every change of the pass is one transaction, so a
+crash, a `kill -9` or a cancel leaves the database as it was; the job's final status and its
+row errors are written in that same transaction when it commits.
+
+Rows of one contact (one row per contract, contact columns repeated) are grouped and written
+as one item. Across the file, a compact record of each contact (its line and a hash of its
+values) and each contract key catches a contact with conflicting values and a contract that
+appears twice, without keeping the rows themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import update
+
+from campaigns.audience import csvfiles, imports, upserts
+from campaigns.audience.mappings import RowMapper, check_mapping
+from campaigns.audience.records import FieldError, contact_record, contract_record
+from campaigns.db import Database, utcnow
+from campaigns.errors import CampaignsError, ValidationError
+from campaigns.models import ImportJob, ImportMode, ImportStatus
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 4000  # rows per upsert call: a few thousand items, set-based SQL each
+PROGRESS_SECONDS = 0.5
+_MASK = (1 << 64) - 1
+
+OnProgress = Callable[[int, int], None]
+
+
+class Cancelled(CampaignsError):
+    """The user cancelled the import while it ran; its transaction was rolled back."""
+
+
+@dataclass
+class Tally:
+    """What a pass found, contacts and contracts separately; rows rejected by line."""
+
+    rows: int = 0
+    rejected: int = 0
+    contacts: dict[str, int] = field(default_factory=dict)
+    contracts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, counts: dict[str, int], what: str) -> None:
+        counts[what] = counts.get(what, 0) + 1
+
+    @property
+    def added(self) -> int:
+        return self.contacts.get("created", 0)
+
+    @property
+    def changed(self) -> int:
+        return self.contacts.get("updated", 0)
+
+    def sentence(self, *, dry_run: bool) -> str:
+        verb = "would be" if dry_run else "were"
+        contacts = ", ".join(f"{n} {w}" for w, n in sorted(self.contacts.items())) or "none"
+        contracts = ", ".join(f"{n} {w}" for w, n in sorted(self.contracts.items())) or "none"
+        return (f"{self.rows} rows read; {self.rejected} rejected. Contacts that {verb} "
+                f"written: {contacts}. Contracts: {contracts}.")  # fmt: skip
+
+
+@dataclass
+class _Group:
+    """The rows of one contact within a chunk: one upsert item."""
+
+    record: dict[str, Any]
+    lines: list[int]
+    first: bool  # the contact's first appearance in the file: its outcome is counted
+    contracts: list[dict[str, Any]] = field(default_factory=list)
+    contract_lines: list[int] = field(default_factory=list)
+
+
+class _Spool:
+    """Row errors gathered on disk as the pass goes (a file of bad rows costs no memory)."""
+
+    def __init__(self) -> None:
+        self.file: IO[str] = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")
+        self.out = csv.writer(self.file)
+
+    def add(self, line: int, column: str, value: str, reason: str) -> None:
+        self.out.writerow((line, column, value[:2000], reason))
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        self.file.seek(0)
+        for line, column, value, reason in csv.reader(self.file):
+            yield {"line": int(line), "column": column, "value": value, "reason": reason}
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Figures:
+    """Live progress: committed to the job row on its own connection where the database
+    allows another writer (PostgreSQL), and kept in the job's progress file everywhere."""
+
+    def __init__(self, db: Database, job: ImportJob, files: imports.JobFiles,
+                 status: ImportStatus, on_progress: OnProgress | None) -> None:  # fmt: skip
+        self.db, self.job_id, self.files, self.status = db, job.id, files, status
+        self.on_progress = on_progress
+        self.total = job.total_rows
+        self.last = 0.0
+        self.separate = db.engine.dialect.name != "sqlite"
+
+    def update(self, processed: int, *, force: bool = False) -> None:
+        self.total = max(self.total, processed)
+        if self.on_progress is not None:
+            self.on_progress(processed, self.total)
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_SECONDS:
+            return
+        self.last = now
+        self.files.write_progress(
+            {"status": self.status, "processed": processed, "total": self.total}
+        )
+        if self.separate:
+            with self.db.engine.begin() as connection:
+                connection.execute(
+                    update(ImportJob).where(ImportJob.id == self.job_id)
+                    .values(processed_rows=processed, total_rows=self.total)
+                )  # fmt: skip
+
+
+def run(db: Database, job_id: int, *, on_progress: OnProgress | None = None) -> ImportJob | None:
+    """Do the job's pending work (its check, or its import); safe to call again at any time.
+
+    Returns the job as the pass left it, or None when there was nothing to do: the job is
+    finished, awaits the user's choice, or another process is working on it right now.
+    """
+    with db.unit_of_work() as session:
+        files = imports.JobFiles(imports.get_job(session, job_id).source_path)
+    with files.hold() as mine:
+        if not mine:
+            log.info("import %d: another process is working on it", job_id)
+            return None
+        job = _claim(db, job_id, files)
+        if job is None:
+            return None
+        try:
+            _pass(db, job, files, on_progress)
+        except Cancelled:
+            _finish(db, job_id, ImportStatus.CANCELLED, "Cancelled; nothing was imported.")
+            files.remove(upload=True)
+        except ValidationError as exc:  # the file itself cannot be read on
+            _finish(db, job_id, ImportStatus.FAILED, f"{exc} Nothing was imported.")
+            files.remove(upload=True)
+        with db.unit_of_work() as session:
+            job = imports.get_job(session, job_id)
+        if job.status in imports.FINAL:
+            files.remove(upload=True)
+        return job
+
+
+def _claim(db: Database, job_id: int, files: imports.JobFiles) -> ImportJob | None:
+    """Move the job into the state of the work it needs (committed before the pass starts)."""
+    with db.unit_of_work() as session:
+        job = imports.get_job(session, job_id)
+        if not imports.awaits_worker(job):
+            return None
+        if files.cancel_requested():
+            imports.move(job, ImportStatus.CANCELLED)
+            job.message = "Cancelled; nothing was imported."
+            job.finished_at = utcnow()
+            return None
+        status = ImportStatus.CHECKING if job.dry_run else ImportStatus.IMPORTING
+        imports.move(job, status)
+        job.started_at = utcnow()
+        job.finished_at = None
+        job.processed_rows = 0
+        files.write_progress({"status": status, "processed": 0, "total": job.total_rows})
+        return job
+
+
+def _finish(db: Database, job_id: int, status: ImportStatus, message: str) -> None:
+    with db.unit_of_work() as session:
+        job = imports.get_job(session, job_id)
+        imports.move(job, status)
+        job.message = message
+        job.finished_at = utcnow()
+
+
+def _pass(db: Database, job: ImportJob, files: imports.JobFiles,
+          on_progress: OnProgress | None) -> None:  # fmt: skip
+    fmt = imports.file_format(job)
+    # A saved mapping may name a column this file lacks: refused before any row is read.
+    mapping = check_mapping(fmt.header, job.mapping["columns"], job.mapping["match"])
+    mapper = RowMapper(fmt.header, mapping)
+    status = ImportStatus(job.status)
+    figures = _Figures(db, job, files, status, on_progress)
+    spool = _Spool()
+    reader = _Reader(mapper, spool)
+    tally = Tally()
+    session = db.sessions()
+    try:
+        pending: dict[str, _Group] = {}
+        rows_in_chunk = 0
+        for line, row in csvfiles.rows(Path(job.source_path), fmt):
+            tally.rows += 1
+            rows_in_chunk += 1
+            reader.add(line, row, pending, tally)
+            if rows_in_chunk >= CHUNK_ROWS:
+                _write(session, job, mapper, pending, spool, tally)
+                pending, rows_in_chunk = {}, 0
+                figures.update(tally.rows)
+                if files.cancel_requested():
+                    raise Cancelled("cancelled by the user")
+        _write(session, job, mapper, pending, spool, tally)
+        figures.update(tally.rows, force=True)
+        keep = status == ImportStatus.IMPORTING and (
+            job.mode == ImportMode.VALID_ROWS or tally.rejected == 0
+        )
+        if not keep:
+            session.rollback()
+        if status == ImportStatus.CHECKING:
+            outcome, message = ImportStatus.CHECKED, tally.sentence(dry_run=True)
+        elif keep:
+            outcome, message = ImportStatus.DONE, tally.sentence(dry_run=False)
+        else:
+            outcome = ImportStatus.FAILED
+            message = (f"{tally.rejected} of {tally.rows} rows have errors, and you chose to "
+                       "import nothing if any row is bad: nothing was imported.")  # fmt: skip
+        # Kept: the job's end is written in the import's own transaction, so a crash cannot
+        # leave the contacts in and the job "importing"; otherwise in a fresh one.
+        target = session if keep else db.sessions()
+        try:
+            imports.replace_row_errors(target, job.id, spool.rows())
+            ended = imports.get_job(target, job.id)
+            imports.move(ended, outcome)
+            ended.message = message
+            ended.total_rows = ended.processed_rows = tally.rows
+            ended.added, ended.changed = tally.added, tally.changed
+            ended.rejected = tally.rejected
+            ended.finished_at = utcnow()
+            target.commit()
+        finally:
+            if target is not session:
+                target.close()
+        log.info("import %d: %s %s", job.id, outcome, message)
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        spool.close()
+
+
+class _Reader:
+    """Checks rows one by one and groups the good ones by contact."""
+
+    def __init__(self, mapper: RowMapper, spool: _Spool) -> None:
+        self.mapper, self.spool = mapper, spool
+        self.contacts: dict[int, int] = {}  # hash(key) → line << 64 | hash(values)
+        self.contracts: dict[int, int] = {}  # hash(contract key) → line
+
+    def reject(self, line: int, errors: list[FieldError], tally: Tally) -> None:
+        for error in errors:
+            column = self.mapper.column_of(error.field)
+            self.spool.add(line, column, error.value, _reason(error, column))
+        tally.rejected += 1
+
+    def add(self, line: int, row: list[str], pending: dict[str, _Group], tally: Tally) -> None:
+        mapper = self.mapper
+        if len(row) != mapper.width:
+            self.spool.add(line, "", "", f"has {len(row)} values where the header has "
+                                         f"{mapper.width} columns")  # fmt: skip
+            tally.rejected += 1
+            return
+        raw_contact, raw_contract, errors = mapper.raw(row)
+        contact, contact_errors = contact_record(raw_contact)
+        errors += contact_errors
+        contract: dict[str, Any] | None = None
+        if raw_contract:
+            contract, contract_errors = contract_record(raw_contract)
+            errors += contract_errors
+        key: str = contact.get(mapper.match) or ""
+        if not key and not any(e.field == f"contact.{mapper.match}" for e in errors):
+            errors.append(FieldError(f"contact.{mapper.match}", "", "is empty; every row needs "
+                                     "one to find its contact"))  # fmt: skip
+        if errors:
+            self.reject(line, errors, tally)
+            return
+        values = hash(repr(sorted(contact.items()))) & _MASK
+        seen = self.contacts.get(hash(key))
+        first = seen is None
+        if seen is None:
+            self.contacts[hash(key)] = line << 64 | values
+        elif seen & _MASK != values:
+            group = pending.get(key)
+            differ = _differences(group.record, contact) if group else ""
+            self.reject(line, [FieldError(f"contact.{mapper.match}", key,
+                        f"the same contact has other values on line {seen >> 64}{differ}")],
+                        tally)  # fmt: skip
+            return
+        if contract is not None:
+            if contract.get("external_id"):
+                contract_key = hash(("id", contract["external_id"]))
+                field_name, shown = "contract.external_id", contract["external_id"]
+            else:
+                contract_key = hash((key, contract.get("product", ""), contract.get("plan", "")))
+                field_name, shown = "contract.product", contract.get("product", "")
+            earlier = self.contracts.get(contract_key)
+            if earlier is not None:
+                self.reject(line, [FieldError(field_name, shown, "duplicate in file: the same "
+                            f"contract as line {earlier}")], tally)  # fmt: skip
+                return
+            self.contracts[contract_key] = line
+        group = pending.get(key)
+        if group is None:
+            group = pending[key] = _Group(contact, [], first)
+        group.lines.append(line)
+        if contract is not None:
+            group.contracts.append(contract)
+            group.contract_lines.append(line)
+
+
+def _differences(first: dict[str, Any], other: dict[str, Any]) -> str:
+    names = sorted(n for n in first.keys() | other.keys() if first.get(n) != other.get(n))
+    return f" ({', '.join(names)})" if names else ""
+
+
+def _reason(error: FieldError, column: str) -> str:
+    if column or not error.field:
+        return error.reason
+    return f"{error.field} {error.reason} (no column of the file fills it)"
+
+
+def _write(session: Any, job: ImportJob, mapper: RowMapper, pending: dict[str, _Group],
+           spool: _Spool, tally: Tally) -> None:  # fmt: skip
+    """Upsert one chunk's contacts; map refused items back to their lines and columns."""
+    if not pending:
+        return
+    groups = list(pending.values())
+    items = [{**g.record, "contracts": g.contracts} if g.contracts else g.record for g in groups]
+    outcomes = upserts.upsert(session, items, source="import", user_id=job.user_id,
+                              match=mapper.match)  # fmt: skip
+    for group, outcome in zip(groups, outcomes, strict=True):
+        if outcome.errors:
+            _reject_group(group, outcome.errors, mapper, spool, tally)
+            continue
+        if group.first:
+            tally.add(tally.contacts, outcome.contact)
+        for _contract_id, what in outcome.contracts:
+            tally.add(tally.contracts, what)
+
+
+def _reject_group(group: _Group, errors: list[FieldError], mapper: RowMapper, spool: _Spool,
+                  tally: Tally) -> None:  # fmt: skip
+    named: set[int] = set()
+    for error in errors:
+        line, name = group.lines[0], error.field
+        if name.startswith("contracts["):
+            index, _, rest = name.partition("].")
+            position = int(index.removeprefix("contracts["))
+            line, name = group.contract_lines[position], f"contract.{rest}"
+        column = mapper.column_of(name)
+        spool.add(line, column, error.value, _reason(FieldError(name, error.value, error.reason),
+                                                     column))  # fmt: skip
+        named.add(line)
+    for line in group.lines:
+        if line not in named:
+            spool.add(line, "", "", f"not imported: its contact has an error on line "
+                                    f"{min(named)}")  # fmt: skip
+    tally.rejected += len(set(group.lines))

@@ -1,0 +1,294 @@
+"""Column mappings of an import: which CSV column feeds which field, suggested and saved.
+
+A mapping is plain JSON, `{"columns": {"E-mail": "contact.email", ...}, "match": "email"}`.
+Fields are `contact.<name>`, `contract.<name>`, or a typed custom attribute
+`contact.attributes.<name>:<type>` (and `contract.attributes...`) where the type is text,
+number, date or bool. `RowMapper` turns one CSV row into the raw contact and contract values
+that `records.contact_record` / `contract_record` check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.audience.records import FieldError
+from campaigns.errors import NotFound, ValidationError
+from campaigns.models import ImportMapping
+
+MATCH_KEYS = ("email", "external_id")
+ATTRIBUTE_TYPES = ("text", "number", "date", "bool")
+
+CONTACT_FIELDS: dict[str, str] = {
+    "contact.email": "Contact · e-mail",
+    "contact.external_id": "Contact · external id",
+    "contact.first_name": "Contact · first name",
+    "contact.last_name": "Contact · last name",
+    "contact.locale": "Contact · locale",
+    "contact.time_zone": "Contact · time zone",
+    "contact.status": "Contact · status",
+    "contact.customer_since": "Contact · customer since",
+    "contact.lifetime_spend": "Contact · lifetime spend",
+}
+CONTRACT_FIELDS: dict[str, str] = {
+    "contract.external_id": "Contract · external id",
+    "contract.product": "Contract · product",
+    "contract.plan": "Contract · plan",
+    "contract.starts_on": "Contract · starts on",
+    "contract.ends_on": "Contract · ends on",
+    "contract.status": "Contract · status",
+    "contract.price": "Contract · price",
+    "contract.currency": "Contract · currency",
+    "contract.renewal_url": "Contract · renewal URL",
+    "contract.service_points": "Contract · service points",
+}
+FIELDS = {**CONTACT_FIELDS, **CONTRACT_FIELDS}
+
+# Header names (lower case, letters and digits joined by "_") a CRM export commonly uses.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "contact.email": ("email", "e_mail", "mail", "email_address", "e_mail_address", "emailaddress"),
+    "contact.external_id": ("external_id", "customer_id", "customer_number", "customer_no",
+                            "client_id", "crm_id", "contact_id", "account_id"),
+    "contact.first_name": ("first_name", "firstname", "given_name", "forename", "first"),
+    "contact.last_name": ("last_name", "lastname", "surname", "family_name", "last", "name"),
+    "contact.locale": ("locale", "language", "lang"),
+    "contact.time_zone": ("time_zone", "timezone", "tz"),
+    "contact.status": ("contact_status", "customer_status", "subscription_status"),
+    "contact.customer_since": ("customer_since", "since", "first_purchase", "joined"),
+    "contact.lifetime_spend": ("lifetime_spend", "lifetime_value", "ltv", "total_spend", "spend"),
+    "contract.external_id": ("contract_id", "contract_number", "contract_no",
+                             "contract_external_id", "agreement_id", "policy_id"),
+    "contract.product": ("product", "product_name", "contract_product"),
+    "contract.plan": ("plan", "plan_name", "service_plan", "contract_plan", "level"),
+    "contract.starts_on": ("starts_on", "start", "start_date", "starts", "begin", "valid_from",
+                           "contract_start"),
+    "contract.ends_on": ("ends_on", "end", "end_date", "ends", "expiry", "expires", "expiry_date",
+                         "expires_on", "valid_until", "contract_end"),
+    "contract.status": ("contract_status", "status"),
+    "contract.price": ("price", "amount", "contract_price", "fee"),
+    "contract.currency": ("currency", "curr", "ccy"),
+    "contract.renewal_url": ("renewal_url", "renewal_link", "renew_url", "renewal"),
+    "contract.service_points": ("service_points", "points"),
+}  # fmt: skip
+_ATTRIBUTE = re.compile(r"^(contact|contract)\.attributes\.([^:]{1,100}):(text|number|date|bool)$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_TRUE = {"true", "yes", "y", "1", "t", "x"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one column's values go: an entity, a field, and for attributes a name and type."""
+
+    entity: str  # contact | contract
+    name: str  # the record field, or "attributes"
+    attribute: str = ""
+    kind: str = ""  # text | number | date | bool, for attributes
+
+    @property
+    def field(self) -> str:
+        """The field as records name it in a FieldError (contact.email, contact.attributes.x)."""
+        suffix = f".{self.attribute}" if self.attribute else ""
+        return f"{self.entity}.{self.name}{suffix}"
+
+
+def target(spec: str) -> Target:
+    """Parse a field spec such as `contract.ends_on` or `contact.attributes.tier:number`."""
+    if spec in FIELDS:
+        entity, _, name = spec.partition(".")
+        return Target(entity, name)
+    found = _ATTRIBUTE.match(spec)
+    if found is None:
+        raise ValidationError(f"{spec!r} is not a field an import can fill", field="mapping")
+    entity, attribute, kind = found.groups()
+    return Target(entity, "attributes", attribute.strip(), kind)
+
+
+def attribute_name(column: str) -> str:
+    """The attribute a column becomes when it maps to no built-in field ("Tier" → "tier")."""
+    return re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")[:100] or "column"
+
+
+def choices(column: str) -> list[tuple[str, str]]:
+    """Every field a column may map to, as (spec, label), for a form's drop-down."""
+    name = attribute_name(column)
+    found = list(FIELDS.items())
+    for entity in ("contact", "contract"):
+        found += [(f"{entity}.attributes.{name}:{kind}",
+                   f"{entity.capitalize()} attribute “{name}” ({kind})")
+                  for kind in ATTRIBUTE_TYPES]  # fmt: skip
+    return found
+
+
+def suggest(header: Sequence[str], sample: Sequence[Sequence[str]] = ()) -> dict[str, str]:
+    """Guess a mapping from header names; unknown columns become attributes of a guessed type."""
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for index, column in enumerate(header):
+        key = attribute_name(column)
+        spec = next((f for f, names in SYNONYMS.items() if key in names and f not in taken), None)
+        if spec is None:
+            values = [row[index] for row in sample if index < len(row) and row[index].strip()]
+            spec = f"contact.attributes.{key}:{_guess_kind(values)}"
+        mapping[column] = spec
+        taken.add(spec)
+    return mapping
+
+
+def _guess_kind(values: Sequence[str]) -> str:
+    if not values:
+        return "text"
+    for kind in ("number", "date", "bool"):
+        try:
+            for value in values:
+                convert(kind, value)
+        except ValueError:
+            continue
+        return kind
+    return "text"
+
+
+def check_mapping(header: Sequence[str], columns: Mapping[str, str], match: str) -> dict[str, Any]:
+    """Refuse a mapping that names unknown columns or fields, or cannot match contacts.
+
+    Returns the mapping as stored on a job: `{"columns": {...}, "match": ...}`, with columns
+    mapped to nothing ("" = ignore) left out.
+    """
+    if match not in MATCH_KEYS:
+        raise ValidationError("contacts are matched by email or by external_id", field="match")
+    kept: dict[str, str] = {}
+    used: dict[str, str] = {}
+    for column, spec in columns.items():
+        if not spec:
+            continue
+        if column not in header:
+            raise ValidationError(f"the file has no column {column!r}", field="mapping")
+        field = target(spec).field
+        if field in used:
+            raise ValidationError(
+                f"the columns {used[field]!r} and {column!r} both fill {field}; choose one",
+                field="mapping",
+            )
+        used[field] = column
+        kept[column] = spec
+    key = f"contact.{match}"
+    if key not in used:
+        what = "e-mail addresses" if match == "email" else "external ids"
+        raise ValidationError(
+            f"no column is mapped to {key}, and contacts are matched by it: map the column that "
+            f"holds the {what}" + (", or match by external id" if match == "email" else ""),
+            field="mapping",
+        )
+    return {"columns": kept, "match": match}
+
+
+def convert(kind: str, raw: str) -> Any:
+    """Type one attribute value; raise ValueError with what to write instead."""
+    value = raw.strip()
+    if kind == "text":
+        if len(value) > 1000:
+            raise ValueError("is longer than 1000 characters")
+        return value
+    if kind == "number":
+        if not _NUMBER.match(value):
+            raise ValueError("is not a number; write it like 12 or 12.5 (a dot for decimals)")
+        number = float(value)
+        if abs(number) > 1e15:
+            raise ValueError("is too large")
+        whole = number.is_integer() and not any(c in value for c in ".eE")
+        return int(number) if whole else number
+    if kind == "date":
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise ValueError("is not a date; write it YYYY-MM-DD, e.g. 2026-12-31") from None
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ValueError("is not yes/no; write true or false")
+
+
+class RowMapper:
+    """Turns CSV rows into raw contact and contract values, and names the column of a field."""
+
+    def __init__(self, header: Sequence[str], mapping: Mapping[str, Any]) -> None:
+        self.match: str = mapping["match"]
+        index = {name: i for i, name in enumerate(header)}
+        self.width = len(header)
+        self.slots: list[tuple[int, str, Target]] = [
+            (index[column], column, target(spec)) for column, spec in mapping["columns"].items()
+        ]
+        self.columns: dict[str, str] = {t.field: column for _, column, t in self.slots}
+        self.has_contracts = any(t.entity == "contract" for _, _, t in self.slots)
+
+    def column_of(self, field: str) -> str:
+        """The CSV column a record's field came from ("" when no column fills it)."""
+        found = self.columns.get(field)
+        if found is None and field.endswith(".attributes"):
+            return ""
+        return found or ""
+
+    def raw(self, row: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any], list[FieldError]]:
+        """Return the row's raw contact values, raw contract values and attribute errors.
+
+        Empty cells are left out: an import never blanks a field it has no value for.
+        """
+        contact: dict[str, Any] = {}
+        contract: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        for i, _column, spec in self.slots:
+            cell = row[i]
+            if not cell or not cell.strip():
+                continue
+            values = contact if spec.entity == "contact" else contract
+            if not spec.attribute:
+                values[spec.name] = cell
+                continue
+            try:
+                typed = convert(spec.kind, cell)
+            except ValueError as exc:
+                errors.append(FieldError(spec.field, cell, str(exc)))
+                continue
+            values.setdefault("attributes", {})[spec.attribute] = typed
+        return contact, contract, errors
+
+
+def save_mapping(session: Session, name: str, mapping: Mapping[str, Any]) -> ImportMapping:
+    """Keep a mapping under a name (replacing one of the same name) to reuse next time."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValidationError("a saved mapping needs a name of 1 to 200 characters", field="name")
+    saved = session.scalar(select(ImportMapping).where(ImportMapping.name == name))
+    if saved is None:
+        saved = ImportMapping(name=name, mapping=dict(mapping))
+        session.add(saved)
+    else:
+        saved.mapping = dict(mapping)
+    session.flush()
+    return saved
+
+
+def saved_mappings(session: Session) -> list[ImportMapping]:
+    """Every saved mapping, by name."""
+    return list(session.scalars(select(ImportMapping).order_by(ImportMapping.name)))
+
+
+def get_mapping(session: Session, name: str) -> ImportMapping:
+    """A saved mapping by its name."""
+    saved = session.scalar(select(ImportMapping).where(ImportMapping.name == name))
+    if saved is None:
+        raise NotFound(f"no saved mapping named {name!r}")
+    return saved
+
+
+def applied(saved: Mapping[str, Any], header: Sequence[str]) -> dict[str, str]:
+    """A saved mapping's columns that this file has (a column it lacks is simply not mapped)."""
+    columns: dict[str, str] = saved.get("columns", {})
+    return {column: spec for column, spec in columns.items() if column in header}
