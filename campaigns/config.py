@@ -43,6 +43,8 @@ class Settings:
     send_rate_per_second: int = 0  # 0: no global rate
     domain_rates: tuple[tuple[str, int], ...] = ()
     cookie_secure: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # 0: workers export no metrics
     # Retired keys still accepted for tracking links already sent; never for sessions.
     old_secret_keys: tuple[str, ...] = ()
 
@@ -60,6 +62,21 @@ class Settings:
                 f"`{MAKE_A_KEY}` and give every part the same SECRET_KEY"
             )
         return self.secret_key
+
+    def metrics_environment(self) -> dict[str, str]:
+        """The variables Dramatiq's Prometheus middleware reads, for a worker group's processes.
+
+        They must be in the environment before Dramatiq's main process starts, since it
+        forks the exposition server itself. Each group keeps its own multi-process directory
+        so two groups on one machine do not mix their figures.
+        """
+        if not self.metrics_port:
+            return {}
+        return {
+            "dramatiq_prom_host": self.metrics_host,
+            "dramatiq_prom_port": str(self.metrics_port),
+            "dramatiq_prom_db": str(self.data_dir / f"metrics-{self.metrics_port}"),
+        }
 
     @property
     def sender_domain(self) -> str:
@@ -111,6 +128,8 @@ class Settings:
             send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 0, low=0, high=1_000_000),
             domain_rates=_domain_rates(env.get("DOMAIN_RATES", "")),
             cookie_secure=public_url.startswith("https://"),
+            metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
+            metrics_port=_int(env, "METRICS_PORT", 0, low=0, high=65535),
             old_secret_keys=old_keys,
         )
 

@@ -6,6 +6,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from campaigns.config import Settings
+from workers import metrics
 from workers.heartbeat import Heartbeat
 
 
@@ -14,6 +15,7 @@ def setup_broker(settings: Settings | None = None) -> RedisBroker:
     settings = settings or Settings.from_env()
     broker = RedisBroker(url=settings.redis_url)
     broker.add_middleware(Heartbeat())
+    metrics.install(broker, settings)
     dramatiq.set_broker(broker)
     return broker
 
