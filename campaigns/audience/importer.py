@@ -65,11 +65,11 @@ class Tally:
         return self.contacts.get("updated", 0)
 
     def sentence(self, *, dry_run: bool) -> str:
-        verb = "would be" if dry_run else "were"
         contacts = ", ".join(f"{n} {w}" for w, n in sorted(self.contacts.items())) or "none"
         contracts = ", ".join(f"{n} {w}" for w, n in sorted(self.contracts.items())) or "none"
-        return (f"{self.rows} rows read; {self.rejected} rejected. Contacts that {verb} "
-                f"written: {contacts}. Contracts: {contracts}.")  # fmt: skip
+        what = "A dry run: nothing was written. " if dry_run else ""
+        return (f"{what}{self.rows} rows read, {self.rejected} rejected. Contacts: {contacts}. "
+                f"Contracts: {contracts}.")  # fmt: skip
 
 
 @dataclass

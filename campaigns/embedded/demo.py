@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from campaigns.audience import contacts, segments
 from campaigns.delivery import scheduling
 from campaigns.letters import authoring
-from campaigns.models import Campaign, LetterCategory, LetterKind
+from campaigns.models import Campaign, LetterCategory, LetterKind, SegmentTarget
 
 STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
 
@@ -64,11 +64,12 @@ def load(session: Session, *, today: date, now: datetime) -> Campaign:
         description="Every contact who has not unsubscribed, bounced or complained.",
     )  # fmt: skip
     segments.create_segment(
-        session, "Cover ending within 60 days",
+        session, "Cover ending within 60 days", target=SegmentTarget.CONTRACTS,
+        description="Active contracts that end in the next 60 days, one row per contract.",
         rules={"match": "all", "conditions": [
             {"field": "contact.status", "op": "eq", "value": "active"},
             {"field": "contract.status", "op": "eq", "value": "active"},
-            {"field": "contract.ends_on", "op": "lte", "value": {"days_from_today": 60}},
+            {"field": "contract.ends_on", "op": "in_next_days", "value": 60},
         ]},
     )  # fmt: skip
     campaign = scheduling.create_campaign(

@@ -48,11 +48,11 @@ def test_the_cli_dry_run_counts_and_valid_rows_imports(
     source = write(tmp_path / "contacts.csv", MALFORMED)
     dry = cli.invoke(main, ["contacts", "import", str(source), "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "checked: 10 rows read; 7 rejected" in dry.output
+    assert "checked: A dry run: nothing was written. 10 rows read, 7 rejected" in dry.output
     assert _emails(db) == set()
     done = cli.invoke(main, ["contacts", "import", str(source), "--valid-rows"])
     assert done.exit_code == 0, done.output
-    assert "done: 10 rows read; 7 rejected" in done.output
+    assert "done: 10 rows read, 7 rejected" in done.output
     assert _emails(db) == VALID_EMAILS
 
 

@@ -1,5 +1,6 @@
 """Admin pages, one blueprint per area; every view declares the least role it needs."""
 
-from campaigns.web.admin import audience, campaigns, dashboard, letters, outbox, users
+from campaigns.web.admin import audience, campaigns, dashboard, imports, letters, outbox, users
 
-BLUEPRINTS = [dashboard.bp, audience.bp, letters.bp, campaigns.bp, outbox.bp, users.bp]
+BLUEPRINTS = [dashboard.bp, audience.bp, imports.bp, letters.bp, campaigns.bp, outbox.bp,
+              users.bp]  # fmt: skip
