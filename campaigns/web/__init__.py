@@ -44,13 +44,17 @@ def create_app(
     }
     csrf = CSRFProtect(app)
 
-    from campaigns.web import admin, auth, errors, public
+    from campaigns.web import admin, api, auth, errors, public
 
     app.register_blueprint(auth.bp)
     for blueprint in admin.BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.register_blueprint(public.bp)
     csrf.exempt(public.bp)
+    # The API authenticates each request by its key, never by the session: no CSRF to fear.
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+    auth.PUBLIC_BLUEPRINTS.add(api.bp.name)
     # Every browser asks for /favicon.ico on every page; answer it, not with the 404 page.
     app.add_url_rule("/favicon.ico", "favicon",
                      lambda: app.send_static_file("favicon.ico"))  # fmt: skip

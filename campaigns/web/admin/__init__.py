@@ -1,6 +1,15 @@
 """Admin pages, one blueprint per area; every view declares the least role it needs."""
 
-from campaigns.web.admin import audience, campaigns, dashboard, imports, letters, outbox, users
+from campaigns.web.admin import (
+    api_keys,
+    audience,
+    campaigns,
+    dashboard,
+    imports,
+    letters,
+    outbox,
+    users,
+)
 
 BLUEPRINTS = [dashboard.bp, audience.bp, imports.bp, letters.bp, campaigns.bp, outbox.bp,
-              users.bp]  # fmt: skip
+              users.bp, api_keys.bp]  # fmt: skip

@@ -1,0 +1,78 @@
+"""GDPR erasure: a contact's personal data removed, its row and ledger kept for the counts.
+
+The contact row stays (deliveries, events and conversions point at it, and reports count
+them) but nothing in it or around it says who the person was: the address becomes a
+placeholder no mail server will accept, names, attributes, ids from the CRM and the
+contracts' own attributes and links are cleared, and the ledger rows and events lose the
+address and the user agent. The address is not put on the suppression list: erasure must
+not keep it anywhere. An erased contact is left out of every read of the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from campaigns.db import require, utcnow
+from campaigns.models import (
+    Contact,
+    ContactStatusChange,
+    Contract,
+    Delivery,
+    DeliveryState,
+    Event,
+    SegmentMember,
+)
+
+# RFC 2606 reserves `.invalid`: no resolver answers for it, so no letter can ever leave.
+PLACEHOLDER_DOMAIN = "erased.invalid"
+
+
+def placeholder_email(contact_id: int) -> str:
+    """The non-deliverable address an erased contact keeps, unique per contact."""
+    return f"erased-{contact_id}@{PLACEHOLDER_DOMAIN}"
+
+
+def erase_contact(session: Session, contact_id: int, *, now: datetime | None = None) -> Contact:
+    """Remove a contact's personal data for good; erasing it again changes nothing."""
+    contact = require(session, Contact, contact_id, what="contact")
+    if contact.erased_at is not None:
+        return contact
+    now = now or utcnow()
+    email = placeholder_email(contact.id)
+    contact.email = email
+    contact.first_name = ""
+    contact.last_name = ""
+    contact.attributes = {}
+    contact.external_id = None
+    contact.customer_since = None
+    contact.locale = "en"
+    contact.time_zone = "UTC"
+    contact.erased_at = now
+    session.execute(
+        update(Contract)
+        .where(Contract.contact_id == contact.id)
+        .values(attributes={}, external_id=None, renewal_url=None)
+    )
+    # Ledger rows stay, so campaign and segment counts do not move; only the address goes.
+    session.execute(update(Delivery).where(Delivery.contact_id == contact.id).values(email=email))
+    # A letter still waiting would go to the placeholder: it ends suppressed, with the reason.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.contact_id == contact.id, Delivery.state == DeliveryState.QUEUED)
+        .values(state=DeliveryState.SUPPRESSED, reason="contact erased")
+    )
+    session.execute(
+        update(Event).where(Event.contact_id == contact.id).values(user_agent="", detail={})
+    )
+    session.execute(
+        update(ContactStatusChange)
+        .where(ContactStatusChange.contact_id == contact.id)
+        .values(reason="")
+    )
+    # Static segments list people by hand; an erased contact is nobody's member any more.
+    session.execute(delete(SegmentMember).where(SegmentMember.contact_id == contact.id))
+    session.flush()
+    return contact
