@@ -174,6 +174,10 @@ def _plan_contact(
             plan.contract_updates.append({"id": contract_row.id, **changes})
         if term:
             plan.terms.append(term)
+    touched = any(result != "unchanged" for _, result in outcome.contracts)
+    if row is not None and outcome.contact == "unchanged" and touched:
+        # A CRM syncing "what changed since" must see a contact whose contracts changed.
+        plan.contact_updates.append({"id": row.id, "updated_at": now})
 
 
 def _plan_contracts(

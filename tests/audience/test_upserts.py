@@ -63,11 +63,14 @@ def test_moving_the_end_date_forward_keeps_the_previous_term(db: Database) -> No
     with db.unit_of_work() as s:
         second = upsert(s, [item({"email": "ann@example.com"}, renewal)], source="api")
     assert second[0].contracts == [(first[0].contracts[0][0], "renewed")]
+    assert second[0].contact == "unchanged"
     with db.unit_of_work() as s:
         contract = s.scalars(select(Contract)).one()
         assert (contract.term, contract.ends_on, contract.price) == (
             2, date(2026, 12, 31), Decimal("120.00"),
         )  # fmt: skip
+        contact = s.scalars(select(Contact)).one()
+        assert contact.updated_at > contact.created_at  # a CRM's "changed since" sees it
         term = s.scalars(select(ContractTerm)).one()
         assert (term.term, term.starts_on, term.ends_on, term.price, term.source) == (
             1, date(2025, 1, 1), date(2025, 12, 31), Decimal("100.00"), "api",
