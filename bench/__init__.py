@@ -13,6 +13,7 @@ MEASURES: dict[str, str] = {
     "send_prebuilt": "bench.send_prebuilt",
     "campaign_send": "bench.campaign_send",
     "campaign_send_postgresql": "bench.campaign_send:measure_postgresql",
+    "segment_count": "bench.segment_count",
     "contact_import": "bench.contact_import",
 }
 

@@ -8,8 +8,9 @@ from campaigns.web.admin import (
     imports,
     letters,
     outbox,
+    segments,
     users,
 )
 
-BLUEPRINTS = [dashboard.bp, audience.bp, imports.bp, letters.bp, campaigns.bp, outbox.bp,
-              users.bp, api_keys.bp]  # fmt: skip
+BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, campaigns.bp,
+              outbox.bp, users.bp, api_keys.bp]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Contacts and segments."""
+"""Contacts, their contracts, and the suppression list."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from campaigns.audience import contacts, segments, suppressions
+from campaigns.audience import contacts, suppressions
 from campaigns.audience.records import RecordError
 from campaigns.errors import ValidationError
 from campaigns.models import ContactStatus, Role
@@ -179,21 +179,3 @@ def suppression_remove() -> Response:
 def _by_field(exc: RecordError) -> dict[str, str]:
     """Refused fields by form field name (`contract.ends_on` → `ends_on`)."""
     return {e.field.rsplit(".", 1)[-1]: e.reason for e in exc.errors}
-
-
-@bp.route("/segments")
-@requires(Role.VIEWER)
-def segment_list() -> str:
-    with unit_of_work() as s:
-        rows = [(seg, segments.count_members(s, seg)) for seg in segments.list_segments(s)]
-        return render_template("admin/segments.html", rows=rows)
-
-
-@bp.route("/segments/<int:segment_id>")
-@requires(Role.VIEWER)
-def segment_detail(segment_id: int) -> str:
-    with unit_of_work() as s:
-        segment = segments.get_segment(s, segment_id)
-        return render_template("admin/segment.html", segment=segment,
-                               total=segments.count_members(s, segment),
-                               members=segments.list_members(s, segment))  # fmt: skip
