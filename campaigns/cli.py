@@ -89,10 +89,16 @@ def contacts() -> None:
 @contacts.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", "mapping_name", help="A column mapping saved in the admin.")
-@click.option("--match", type=click.Choice(["email", "external_id"]),
-              help="Find existing contacts by e-mail (default) or by external id.")
-@click.option("--valid-rows", is_flag=True,
-              help="Import the valid rows when some are bad (default: import nothing then).")
+@click.option(
+    "--match",
+    type=click.Choice(["email", "external_id"]),
+    help="Find existing contacts by e-mail (default) or by external id.",
+)
+@click.option(
+    "--valid-rows",
+    is_flag=True,
+    help="Import the valid rows when some are bad (default: import nothing then).",
+)
 @click.option("--dry-run", is_flag=True, help="Check and count only; write nothing.")
 def contacts_import(
     file: Path, mapping_name: str | None, match: str | None, valid_rows: bool, dry_run: bool
