@@ -44,15 +44,17 @@ def _scheduler(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[byte
 
 
 def _status(db: Database, campaign_id: int) -> CampaignStatus:
-    with db.unit_of_work() as s:
+    with db.reading() as s:
         return s.get_one(Campaign, campaign_id).status
 
 
-def _wait_completed(db: Database, campaign_id: int, logs: list[Path]) -> None:
+def _wait_completed(
+    db: Database, campaign_id: int, logs: list[Path], *, timeout: float = 90
+) -> None:
     def done() -> bool:
         return _status(db, campaign_id) == CampaignStatus.COMPLETED
 
-    wait_until(done, timeout=90, what="the campaign to complete; logs:\n"
+    wait_until(done, timeout=timeout, what="the campaign to complete; logs:\n"
                + "\n".join(p.read_text()[-3000:] for p in logs if p.exists()))  # fmt: skip
 
 
