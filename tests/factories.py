@@ -83,8 +83,10 @@ def schedule_campaign(db: Database, name: str, emails: list[str]) -> int:
         # One bulk upsert however many addresses (the chaos test has 20,000); known ones stay.
         contract = {"product": "Premium Support", "starts_on": date(2026, 1, 1),
                     "ends_on": date(2027, 1, 1)}  # fmt: skip
-        upserts.upsert(s, [{"email": normalise_email(e), "contracts": [contract]} for e in emails],
-                       source="test")  # fmt: skip
+        # A first name each: the letter greets by it, and a blank merge field fails the row.
+        people = [{"email": normalise_email(e), "first_name": e.partition("@")[0].title(),
+                   "contracts": [contract]} for e in emails]  # fmt: skip
+        upserts.upsert(s, people, source="test")
         campaign = scheduling.create_campaign(
             s, name, segment_id=make_segment(s, name).id,
             letter_version_id=make_version(s, name=name).id,

@@ -20,7 +20,12 @@ from campaigns.models import (
     CampaignStatus,
     Delivery,
     DeliveryState,
+    LetterVersion,
+    Segment,
+    SegmentKind,
+    SegmentTarget,
 )
+from campaigns.models.letters import LetterNeeds
 
 DEFAULT_MAX_LATENESS = timedelta(hours=24)
 
@@ -43,8 +48,9 @@ def create_campaign(
     if rate_per_minute is not None and not 1 <= rate_per_minute <= 1_000_000:
         raise ValidationError("the rate must be at least 1 letter a minute, or empty for none",
                               field="rate_per_minute")  # fmt: skip
-    segments.get_segment(session, segment_id)
-    authoring.get_version(session, letter_version_id)
+    check_pairing(
+        segments.get_segment(session, segment_id), authoring.get_version(session, letter_version_id)
+    )
     campaign = Campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
         holdout_percent=holdout_percent, rate_per_minute=rate_per_minute,
@@ -54,6 +60,22 @@ def create_campaign(
     session.add(campaign)
     session.flush()
     return campaign
+
+
+def check_pairing(segment: Segment, version: LetterVersion) -> None:
+    """Refuse a letter that needs a contract for a segment whose rows carry none."""
+    if version.needs != LetterNeeds.CONTRACT:
+        return
+    if segment.kind == SegmentKind.DYNAMIC and segment.target == SegmentTarget.CONTRACTS:
+        return
+    uses = ", ".join(f"{{{{ {use} }}}}" for use in authoring.contract_uses(version)[:3])
+    raise ValidationError(
+        f"the letter {version.label} needs a contract (it uses {uses or 'the contract'}), but "
+        f"the segment {segment.name!r} targets contacts, who come without one; choose a "
+        "segment that targets contracts, or a letter that uses only the contact (or guards "
+        "its contract fields with {% if contract %})",
+        field="segment_id",
+    )
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:

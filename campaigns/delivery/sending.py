@@ -27,7 +27,7 @@ from campaigns.delivery.mailer import (
 from campaigns.delivery.throttle import Throttle
 from campaigns.delivery.tokens import Tokens
 from campaigns.errors import ValidationError
-from campaigns.letters import rendering
+from campaigns.letters import authoring, fields, rendering
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -128,22 +128,32 @@ class Draft:
 
 
 def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[str, Any]:
-    """The merge fields of one letter: plain values only, never ORM objects."""
+    """The merge fields of one letter: plain values only, never ORM objects.
+
+    A field this row has no value for (no contract, a contract without a renewal URL, an
+    empty name) is a missing field: a letter that prints it fails this row, with the field
+    named in the reason.
+    """
     base = settings.public_url
     delivery_id, links = draft.delivery_id, draft.links
 
     def link_url(position: int) -> str:
         return f"{base}/c/{tokens.sign('click', delivery_id, links[position])}"
 
-    return {
+    context: dict[str, Any] = {
         "contact": draft.contact,
         "contract": draft.contract,
         "unsubscribe_url": f"{base}/u/{tokens.sign('unsubscribe', delivery_id)}",
-        "renewal_url": draft.renewal_url,
+        "renewal_url": draft.renewal_url
+        or fields.missing_field("renewal_url", "this recipient's contract has no renewal URL"),
         "open_pixel_url": f"{base}/o/{tokens.sign('open', delivery_id)}.gif",
         "link_url": link_url,
         "sender_name": settings.sender_name,
     }
+    if draft.contract is None:
+        # Rendering refuses any use of these, naming the field: the row fails, no hole goes out.
+        context.update(authoring.without_contract())
+    return context
 
 
 def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, bytes]:

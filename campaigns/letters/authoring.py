@@ -10,13 +10,15 @@ from datetime import date
 from html.parser import HTMLParser
 from typing import Any
 
+from jinja2 import meta
 from premailer import Premailer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns.db import require
 from campaigns.errors import TemplateError, ValidationError
-from campaigns.letters import rendering
+from campaigns.letters import fields, rendering
+from campaigns.letters.sandbox import HTML_ENV
 from campaigns.models import (
     Layout,
     Letter,
@@ -26,6 +28,7 @@ from campaigns.models import (
     Link,
     LinkKind,
 )
+from campaigns.models.letters import LetterNeeds
 
 _JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"xjinja(\d+)x")
@@ -82,23 +85,28 @@ def add_version(
     if "\r" in subject or "\n" in subject or len(subject) > 500:
         raise ValidationError("the subject must be one line of at most 500 characters",
                               field="subject")  # fmt: skip
-    used = rendering.variables_used(subject, field="subject")
-    used |= rendering.variables_used(html, field="html")
+    sources = [("subject", subject, False), ("html", html, True)]
     if text:
-        used |= rendering.variables_used(text, field="text")
+        sources.append(("text", text, False))
     if layout_id is None:
         # Before the first query: on SQLite it takes the write lock for the rest of the
         # caller's transaction, and a template that renders slowly must not hold it.
-        compiled_html, urls, compiled_text = _compile_and_try(subject, html, text, None)
+        fields_used = _fields_used(sources)
+        compiled_html, urls, compiled_text = _compile_and_try(
+            subject, html, text, None, needs=fields_used.needs
+        )  # fmt: skip
     letter = get_letter(session, letter_id)
     layout = session.get(Layout, layout_id) if layout_id is not None else None
     if layout_id is not None and layout is None:
         raise ValidationError(f"no layout #{layout_id}", field="layout_id")
     if layout is not None:
-        used |= rendering.variables_used(layout.html, field="layout")
+        fields_used = _fields_used([*sources, ("layout", layout.html, True)])
         # The body may use what the layout defines, so it cannot be tried alone; the
         # render budget (rendering.RENDER_SECONDS) bounds how long this holds the lock.
-        compiled_html, urls, compiled_text = _compile_and_try(subject, html, text, layout.html)
+        compiled_html, urls, compiled_text = _compile_and_try(
+            subject, html, text, layout.html, needs=fields_used.needs
+        )  # fmt: skip
+    used = fields_used.names
     for needed, why in (
         (REQUIRED_BY_CATEGORY.get(letter.category), f"{letter.category} letters"),
         (REQUIRED_BY_KIND.get(letter.kind), f"{letter.kind} letters"),
@@ -112,7 +120,7 @@ def add_version(
     version = LetterVersion(
         letter_id=letter.id, number=number, layout_id=layout_id, subject=subject,
         html_source=html, text_source=text, compiled_html=compiled_html,
-        compiled_text=compiled_text, created_by_id=created_by_id,
+        compiled_text=compiled_text, needs=fields_used.needs, created_by_id=created_by_id,
     )  # fmt: skip
     session.add(version)
     session.flush()
@@ -124,14 +132,60 @@ def add_version(
     return version
 
 
+@dataclass(frozen=True)
+class FieldsUsed:
+    """The merge fields a version reads, and the uses that need a contract."""
+
+    names: set[str]
+    contract_uses: list[str]
+
+    @property
+    def needs(self) -> LetterNeeds:
+        return fields.needs_of(self.contract_uses)
+
+
+def _fields_used(sources: list[tuple[str, str, bool]]) -> FieldsUsed:
+    """Parse (field, source, is_html) templates; refuse merge fields that do not exist."""
+    names: set[str] = set()
+    parsed = []
+    for field, source, is_html in sources:
+        tree = rendering.parse(source, field=field, html=is_html)
+        parsed.append(tree)
+        unknown = sorted(set(meta.find_undeclared_variables(tree)) - KNOWN_NAMES)
+        if unknown:
+            known = ", ".join(sorted(MERGE_FIELDS))
+            raise ValidationError(
+                f"{field}: unknown merge field {{{{ {unknown[0]} }}}}; the merge fields are "
+                f"{known}", field=field,
+            )  # fmt: skip
+        names |= set(meta.find_undeclared_variables(tree))
+    return FieldsUsed(names=names, contract_uses=fields.contract_uses(*parsed))
+
+
+def contract_uses(version: LetterVersion) -> list[str]:
+    """Where a stored version uses the contract outside a test of it (for messages)."""
+    sources = [("subject", version.subject, False), ("html", version.html_source, True)]
+    if version.text_source:
+        sources.append(("text", version.text_source, False))
+    if version.layout is not None:
+        sources.append(("layout", version.layout.html, True))
+    return _fields_used(sources).contract_uses
+
+
 def _compile_and_try(
-    subject: str, html: str, text: str | None, layout: str | None
+    subject: str, html: str, text: str | None, layout: str | None, *, needs: LetterNeeds
 ) -> tuple[str, list[str], str]:
     """Compile a version's HTML and text, and render them once with sample data so errors
-    that only show at run time surface now; return the HTML, its links and the text."""
+    that only show at run time surface now; return the HTML, its links and the text.
+
+    A letter that needs only the contact is also tried without a contract, as it will be
+    sent to a segment of contacts: a use of the contract its tests do not guard shows here.
+    """
     compiled_html, urls = compile_html(html, layout)
     compiled_text = text if text else html_to_text(compiled_html)
     _render_sample(subject, compiled_html, compiled_text, len(urls))
+    if needs == LetterNeeds.CONTACT:
+        _render_sample(subject, compiled_html, compiled_text, len(urls), contract=False)
     return compiled_html, urls, compiled_text
 
 
@@ -220,20 +274,42 @@ def html_to_text(compiled_html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def sample_context(link_count: int = 0) -> dict[str, Any]:
-    """A context with plausible values, for previews and validation renders."""
-    return {
+def sample_context(link_count: int = 0, *, contract: bool = True) -> dict[str, Any]:
+    """A context with plausible values, for previews and validation renders.
+
+    Free attributes read as `[name]` whatever the name; at send time a recipient without
+    that attribute fails with the field named. Without `contract`, the context is that of
+    a recipient from a segment of contacts.
+    """
+    context: dict[str, Any] = {
         "contact": {"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe",
-                    "name": "Jane Doe", "locale": "en", "attributes": {}},
+                    "name": "Jane Doe", "locale": "en",
+                    "attributes": fields.SampleFields("contact.attributes", {})},
         "contract": {"product": "Premium Support", "plan": "Annual", "ends_on": date(2027, 1, 31),
                      "starts_on": date(2026, 2, 1), "price": "480.00", "currency": "EUR",
-                     "service_points": 12, "attributes": {}},
+                     "service_points": 12,
+                     "attributes": fields.SampleFields("contract.attributes", {})},
         "unsubscribe_url": "https://example.com/u/preview",
         "renewal_url": "https://example.com/r/preview",
         "open_pixel_url": "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
         "link_url": lambda i: f"#link-{i}",
         "sender_name": "Customer Care",
     }  # fmt: skip
+    if not contract:
+        context.update(without_contract())
+    return context
+
+
+def without_contract() -> dict[str, Any]:
+    """The contract fields of a recipient whose ledger row carries no contract."""
+    why = ("this letter uses the contract, and this recipient has none (a segment of "
+           "contacts, not contracts)")  # fmt: skip
+    return {name: fields.missing_field(name, why) for name in fields.CONTRACT_FIELDS}
+
+
+# Every top-level merge field a letter may read; the sandbox's own globals come on top.
+MERGE_FIELDS = frozenset(sample_context())
+KNOWN_NAMES = MERGE_FIELDS | set(HTML_ENV.globals) | {"body"}
 
 
 @dataclass(frozen=True)
@@ -252,15 +328,20 @@ def version_sources(session: Session, version_id: int) -> VersionSources:
                           text=version.compiled_text, link_count=len(version.links))  # fmt: skip
 
 
-def preview(sources: VersionSources) -> rendering.Rendered:
-    """Render a version with sample data; call it after the unit of work has closed."""
-    return _render_sample(sources.subject, sources.html, sources.text, sources.link_count)
+def preview(sources: VersionSources, *, contract: bool = True) -> rendering.Rendered:
+    """Render a version with sample data (without a contract if asked); a missing merge
+    field raises a TemplateError naming it. Call it after the unit of work has closed."""
+    return _render_sample(sources.subject, sources.html, sources.text, sources.link_count,
+                          contract=contract)  # fmt: skip
 
 
-def _render_sample(subject: str, html: str, text: str, link_count: int) -> rendering.Rendered:
+def _render_sample(
+    subject: str, html: str, text: str, link_count: int, *, contract: bool = True
+) -> rendering.Rendered:
     return rendering.render_version(
-        subject=subject, html=html, text=text, context=sample_context(link_count)
-    )
+        subject=subject, html=html, text=text,
+        context=sample_context(link_count, contract=contract),
+    )  # fmt: skip
 
 
 def get_letter(session: Session, letter_id: int) -> Letter:

@@ -13,7 +13,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from campaigns.errors import TemplateError
-from campaigns.letters import deadlines
+from campaigns.letters import deadlines, fields
 from campaigns.letters.sandbox import (
     HTML_ENV,
     MAX_OUTPUT_CHARS,
@@ -115,7 +115,8 @@ def render_string(
     env: LetterSandbox, source: str, context: Mapping[str, Any], *, field: str,
     seconds: float = RENDER_SECONDS,
 ) -> str:  # fmt: skip
-    """Render one template string within the time budget."""
+    """Render one template string within the time budget; a missing merge field is an error."""
+    context = fields.prepare(context)
     try:
         with deadlines.Deadline(seconds):
             reset_call_depth()
@@ -137,8 +138,10 @@ def render_version(
 ) -> Rendered:  # fmt: skip
     """Render a stored version's subject, HTML and text with one context, within `seconds`.
 
+    A merge field the context lacks (or holds as None) raises a TemplateError naming it.
     Call it outside any database transaction: on SQLite even a read holds the write lock.
     """
+    context = fields.prepare(context)
     field = "subject"
     try:
         with deadlines.Deadline(seconds):

@@ -17,6 +17,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from markupsafe import Markup, escape
 
+from campaigns.letters.fields import MissingField
+
 MAX_OUTPUT_CHARS = 2_000_000  # the whole letter, and any one value built while rendering it
 MAX_SEQUENCE_PRODUCT = 100_000  # `'x' * n`, `|batch(n)` and the like
 MAX_INT_BITS = 10_000  # `x * y` and `x ** y` on whole numbers
@@ -335,7 +337,7 @@ class _CheckedCodeGenerator(CodeGenerator):
 
 
 class LetterSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox letters run in: no attribute tricks, no mutation, bounded sizes."""
+    """The sandbox letters run in: no attribute tricks, no mutation, bounded sizes, no holes."""
 
     code_generator_class = _CheckedCodeGenerator
     concat = staticmethod(_concat)
@@ -343,6 +345,8 @@ class LetterSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, **options: Any) -> None:
+        # A field the context lacks is an error where it would print, never a blank.
+        options.setdefault("undefined", MissingField)
         super().__init__(**options)
         self.globals["namespace"] = _Namespace
         del self.globals["lipsum"]  # generates text in bulk; no letter needs it

@@ -27,6 +27,13 @@ class LetterCategory(StrEnum):
     MARKETING = "marketing"
 
 
+class LetterNeeds(StrEnum):
+    """What a letter version needs from its recipient's ledger row, found when it is saved."""
+
+    CONTACT = "contact"  # the contact alone
+    CONTRACT = "contract"  # a contract too: only segments that target contracts can have it
+
+
 class LinkKind(StrEnum):
     REGULAR = "regular"
     RENEWAL = "renewal"
@@ -71,6 +78,9 @@ class LetterVersion(Base):
     # The layout and body joined and CSS-inlined once, still a Jinja template.
     compiled_html: Mapped[str] = mapped_column(Text)
     compiled_text: Mapped[str] = mapped_column(Text)
+    needs: Mapped[LetterNeeds] = mapped_column(
+        String(20), default=LetterNeeds.CONTACT, server_default=LetterNeeds.CONTACT.value
+    )
     requires_approval: Mapped[bool] = mapped_column(default=False)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     approved_at: Mapped[datetime | None]
@@ -78,6 +88,7 @@ class LetterVersion(Base):
     created_at: Mapped[created_at]
 
     letter: Mapped[Letter] = relationship(back_populates="versions")
+    layout: Mapped[Layout | None] = relationship()
     links: Mapped[list[Link]] = relationship(order_by="Link.position")
 
     @property

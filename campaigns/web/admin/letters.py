@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from campaigns.errors import ValidationError
+from campaigns.errors import TemplateError, ValidationError
 from campaigns.letters import authoring
 from campaigns.models import LetterCategory, LetterKind, Role
 from campaigns.web.auth import requires
@@ -82,6 +82,11 @@ def version_preview(version_id: int) -> Response:
         sources = authoring.version_sources(s, version_id)
     # Rendered once the unit of work has closed: on SQLite even this read holds the write
     # lock, and a slow template would keep every other writer waiting.
-    rendered = authoring.preview(sources)
-    return Response(rendered.html, mimetype="text/html",
-                    headers={"Content-Security-Policy": PREVIEW_CSP})  # fmt: skip
+    headers = {"Content-Security-Policy": PREVIEW_CSP}
+    try:
+        rendered = authoring.preview(sources, contract=request.args.get("contract") != "0")
+    except TemplateError as exc:
+        # Shown where the letter would be, so the author sees which field has no value.
+        page = render_template("admin/letter_preview_error.html", error=str(exc))
+        return Response(page, status=400, mimetype="text/html", headers=headers)
+    return Response(rendered.html, mimetype="text/html", headers=headers)
