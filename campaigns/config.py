@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from campaigns.errors import ConfigError
@@ -47,6 +49,10 @@ class Settings:
     metrics_port: int = 0  # 0: workers export no metrics
     # Retired keys still accepted for tracking links already sent; never for sessions.
     old_secret_keys: tuple[str, ...] = ()
+    # DKIM signing: on when a key file is given; the domain defaults to the sender's.
+    dkim_private_key_file: Path | None = None
+    dkim_selector: str = ""
+    dkim_domain: str = ""
 
     @property
     def outbox_dir(self) -> Path:
@@ -131,7 +137,49 @@ class Settings:
             metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "METRICS_PORT", 0, low=0, high=65535),
             old_secret_keys=old_keys,
+            **_dkim(env, sender_email),
         )
+
+
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+MAKE_A_DKIM_KEY = "openssl genrsa -out dkim.pem 2048"
+
+
+def _dkim(env: Mapping[str, str], sender_email: str) -> dict[str, Any]:
+    """DKIM_PRIVATE_KEY_FILE, DKIM_SELECTOR and DKIM_DOMAIN, checked together."""
+    key_file, selector = env.get("DKIM_PRIVATE_KEY_FILE", ""), env.get("DKIM_SELECTOR", "")
+    domain = env.get("DKIM_DOMAIN", "") or sender_email.rpartition("@")[2]
+    if not key_file:
+        if selector or env.get("DKIM_DOMAIN"):
+            raise ConfigError(
+                "DKIM_SELECTOR and DKIM_DOMAIN need DKIM_PRIVATE_KEY_FILE, the PEM file of the "
+                f"signing key (make one with `{MAKE_A_DKIM_KEY}`)"
+            )
+        return {}
+    if not selector:
+        raise ConfigError("DKIM_SELECTOR must be set with DKIM_PRIVATE_KEY_FILE: it names the "
+                          "DNS record of the public key, e.g. DKIM_SELECTOR=mail2026 for "
+                          f"mail2026._domainkey.{domain}")  # fmt: skip
+    for name, value in (("DKIM_SELECTOR", selector), ("DKIM_DOMAIN", domain)):
+        if not _DNS_NAME.fullmatch(value):
+            raise ConfigError(f"{name}={value!r} is not a DNS name (letters, digits, '-' and '.')")
+    path = Path(key_file).expanduser()
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"DKIM_PRIVATE_KEY_FILE={key_file!r} cannot be read: "
+                          f"{exc.strerror or exc}") from None  # fmt: skip
+    try:
+        from dkim.crypto import parse_pem_private_key  # only where DKIM is on
+
+        parse_pem_private_key(pem)
+    except Exception:
+        raise ConfigError(
+            f"DKIM_PRIVATE_KEY_FILE={key_file!r} holds no RSA private key in PEM form; make "
+            f"one with `{MAKE_A_DKIM_KEY}`"
+        ) from None
+    return {"dkim_private_key_file": path.resolve(), "dkim_selector": selector,
+            "dkim_domain": domain.lower()}  # fmt: skip
 
 
 def _domain_rates(raw: str) -> tuple[tuple[str, int], ...]:

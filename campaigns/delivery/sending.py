@@ -22,6 +22,7 @@ from campaigns.delivery.mailer import (
     PermanentSendError,
     TransientSendError,
     build_message,
+    dkim_signer,
     new_message_id,
 )
 from campaigns.delivery.throttle import Throttle
@@ -177,7 +178,8 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, b
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=tuple(headers),
     )  # fmt: skip
     message_id = new_message_id(settings.sender_domain)
-    return message_id, build_message(letter, message_id=message_id)
+    data = build_message(letter, message_id=message_id, signer=dkim_signer(settings))
+    return message_id, data
 
 
 def deliver_batch(
