@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
@@ -21,7 +22,7 @@ from campaigns.letters import authoring, rendering, sandbox
 from campaigns.models import Delivery, DeliveryState, LetterCategory, SegmentTarget
 from campaigns.models.letters import LetterNeeds
 from tests.factories import make_contact, make_segment, make_unchecked_version, make_version
-from tests.web.conftest import PASSWORD, create_test_app, login
+from tests.web.conftest import PASSWORD, create_test_app, csrf_token, login
 
 SERVICE = LetterCategory.SERVICE
 GUARDED = "<p>{% if contract %}{{ contract.product }}, {{ contract.plan }}{% endif %}</p>"
@@ -204,3 +205,55 @@ def test_the_demo_campaign_uses_a_letter_that_needs_only_the_contact(db: Databas
         "Welcome": LetterNeeds.CONTRACT, "Expiry reminder": LetterNeeds.CONTRACT,
         "Renewal offer": LetterNeeds.CONTRACT, "Policy re-statement": LetterNeeds.CONTACT,
     }  # fmt: skip
+
+
+def test_the_campaign_form_refuses_the_pairing_and_says_what_to_do(
+    db: Database, settings: Settings
+) -> None:
+    app = create_test_app(settings, db)
+    with db.unit_of_work() as s:
+        users.create_user(s, "editor@example.com", PASSWORD, role="editor")
+        version_id = make_version(s, name="Expiry", category=SERVICE,
+                                  html="<p>Ends {{ contract.ends_on }}</p>").id  # fmt: skip
+        segment_id = make_segment(s, "Everyone").id
+    client = app.test_client()
+    login(client, "editor")
+    form = client.get("/campaigns/new").get_data(as_text=True)
+    assert "Expiry v1 — Hello {{ contact.first_name }} (needs a contract)" in form
+    token = csrf_token(client, "/campaigns/new")
+    answer = client.post("/campaigns", data={
+        "name": "Expiry", "segment_id": segment_id, "letter_version_id": version_id,
+        "csrf_token": token,
+    }, follow_redirects=True)  # fmt: skip
+    page = html.unescape(answer.get_data(as_text=True))
+    assert "Campaign not created: the letter Expiry v1 needs a contract" in page
+    assert "choose a segment that targets contracts" in page
+
+
+def test_injection_and_contact_fields_with_markup_at_send_time(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    # RELIABILITY 23 and 31 at send time: the payload fails its row; the markup is shown as text.
+    with db.unit_of_work() as s:
+        make_contact(s, "ann@example.com", first_name="<b>{{ 7*7 }}</b>")
+        good = make_version(s, name="Hello", category=SERVICE,
+                            html="<p>Dear {{ contact.first_name }}</p>")  # fmt: skip
+        evil = make_unchecked_version(s, html="<p>{{ ''.__class__.__mro__ }}</p>")
+        segment_id = make_segment(s).id
+        for name, version in (("Good", good), ("Evil", evil)):
+            campaign = scheduling.create_campaign(s, name, segment_id=segment_id,
+                                                  letter_version_id=version.id)  # fmt: skip
+            scheduling.schedule(s, campaign.id, send_at=utcnow())
+        launches = scheduling.launch_due(s, now=utcnow())
+    batch = sorted(i for launch in launches for ids in launch.batches for i in ids)
+    mailer = SMTPMailer(smtp_server.url)
+    result = sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    mailer.close()
+    assert (result.sent, result.failed) == (1, 1)
+    with db.unit_of_work() as s:
+        failed = s.scalars(select(Delivery).where(Delivery.state == DeliveryState.FAILED)).one()
+    assert "not allowed in a letter" in failed.reason
+    (received,) = smtp_server.wait_for(1)
+    letter = BytesParser(policy=default_policy).parsebytes(received.data)
+    assert letter["Subject"] == "Hello <b>{{ 7*7 }}</b>"
+    assert "Dear &lt;b&gt;{{ 7*7 }}&lt;/b&gt;" in letter.get_body(("html",)).get_content()
