@@ -88,7 +88,8 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
     columns = ["campaign_id", "contact_id", "segment_id", "letter_version_id", "email", "state",
                "reason", "attempts", "created_at", "due_at"]  # fmt: skip
     stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, audience)
-    result = session.execute(stmt)
+    # SQLAlchemy keeps an INSERT's row count only when asked (PostgreSQL answered -1).
+    result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
