@@ -306,14 +306,8 @@ def _existing_contacts(session: Session, items: Sequence[dict[str, Any]]) -> lis
     """Every contact an item names by address or external id."""
     emails = list({item["email"] for item in items if item.get("email")})
     external = list({item["external_id"] for item in items if item.get("external_id")})
-    rows: list[Row[Any]] = []
-    for start in range(0, max(len(emails), len(external)), CHUNK):
-        query = select(*_CONTACT_COLUMNS).where(or_(
-            _among(session, Contact.email, emails[start : start + CHUNK]),
-            _among(session, Contact.external_id, external[start : start + CHUNK]),
-        ))  # fmt: skip
-        rows.extend(session.execute(query))
-    return rows
+    return _rows_matching(session, _CONTACT_COLUMNS,
+                          (Contact.email, emails), (Contact.external_id, external))  # fmt: skip
 
 
 class _Contracts:
@@ -343,14 +337,20 @@ def _existing_contracts(
         c["external_id"] for item in items for c in item.get("contracts") or ()
         if c.get("external_id")
     })  # fmt: skip
+    return _Contracts(_rows_matching(session, _CONTRACT_COLUMNS, (Contract.contact_id, contact_ids),
+                                     (Contract.external_id, external)))  # fmt: skip
+
+
+def _rows_matching(
+    session: Session, columns: list[Any], *keys: tuple[Any, list[Any]]
+) -> list[Row[Any]]:
+    """The rows whose column holds one of its values, for any of the (column, values) keys,
+    read CHUNK values at a time (a row may come twice; callers index rows by key)."""
     rows: list[Row[Any]] = []
-    for start in range(0, max(len(contact_ids), len(external)), CHUNK):
-        query = select(*_CONTRACT_COLUMNS).where(or_(
-            _among(session, Contract.contact_id, contact_ids[start : start + CHUNK]),
-            _among(session, Contract.external_id, external[start : start + CHUNK]),
-        ))  # fmt: skip
-        rows.extend(session.execute(query))
-    return _Contracts(rows)
+    for start in range(0, max(len(values) for _, values in keys), CHUNK):
+        chunk = [_among(session, column, values[start : start + CHUNK]) for column, values in keys]
+        rows.extend(session.execute(select(*columns).where(or_(*chunk))))
+    return rows
 
 
 def _write(
