@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as html_lib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
@@ -24,6 +25,7 @@ from campaigns.models import (
     Letter,
     LetterCategory,
     LetterKind,
+    LetterVariant,
     LetterVersion,
     Link,
     LinkKind,
@@ -34,6 +36,13 @@ _JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"xjinja(\d+)x")
 _HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 _BODY_SLOT = re.compile(r"{{\s*body\s*}}")
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_LINK_CALL = re.compile(r"link_url\((\d+)\)")
+_LOCALE = re.compile(r"([A-Za-z]{2,3})(?:[_-]([A-Za-z]{2}))?")
+# The preheader: the inbox's preview line, hidden in the letter itself.
+PREHEADER = ('<div data-preheader style="display:none;max-height:0;overflow:hidden;'
+             'mso-hide:all;font-size:1px;line-height:1px">{}</div>')  # fmt: skip
+_PREHEADER_DIV = re.compile(r"<div data-preheader[^>]*>.*?</div>", re.DOTALL)
 PIXEL = '<img src="{{ open_pixel_url }}" width="1" height="1" alt="" style="display:block">'
 
 # Merge fields that need a stored part of the letter, by category and kind.
@@ -55,17 +64,41 @@ def create_layout(session: Session, name: str, html: str) -> Layout:
 
 
 def create_letter(
-    session: Session, name: str, *, kind: LetterKind, category: LetterCategory
-) -> Letter:
+    session: Session, name: str, *, kind: LetterKind, category: LetterCategory,
+    default_locale: str = "en",
+) -> Letter:  # fmt: skip
+    """Create a letter; its versions' own content is in `default_locale`."""
     name = name.strip()
     if not name:
         raise ValidationError("a letter needs a name", field="name")
     if session.scalar(select(Letter.id).where(Letter.name == name)) is not None:
         raise ValidationError(f"a letter named {name!r} already exists", field="name")
-    letter = Letter(name=name, kind=LetterKind(kind), category=LetterCategory(category))
+    letter = Letter(name=name, kind=LetterKind(kind), category=LetterCategory(category),
+                    default_locale=_locale(default_locale))  # fmt: skip
     session.add(letter)
     session.flush()
     return letter
+
+
+@dataclass(frozen=True)
+class Content:
+    """What an author writes for one locale: subject, preheader, HTML body, optional text."""
+
+    subject: str
+    html: str
+    text: str | None = None
+    preheader: str = ""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One locale's content, checked and compiled; its links not yet numbered in the version."""
+
+    content: Content
+    html: str
+    text: str
+    urls: list[str]
+    fields: FieldsUsed
 
 
 def add_version(
@@ -75,61 +108,142 @@ def add_version(
     subject: str,
     html: str,
     text: str | None = None,
+    preheader: str = "",
     layout_id: int | None = None,
     created_by_id: int | None = None,
+    variants: Mapping[str, Content] | None = None,
 ) -> LetterVersion:
-    """Validate and store a new immutable version; CSS is inlined here, once."""
-    subject = subject.strip()
-    if not subject:
-        raise ValidationError("the subject is empty", field="subject")
-    if "\r" in subject or "\n" in subject or len(subject) > 500:
-        raise ValidationError("the subject must be one line of at most 500 characters",
-                              field="subject")  # fmt: skip
-    sources = [("subject", subject, False), ("html", html, True)]
-    if text:
-        sources.append(("text", text, False))
+    """Validate and store a new immutable version; CSS is inlined here, once.
+
+    `variants` (locale → content) are checked exactly like the version's own content, which
+    is in the letter's default locale; every locale's links are stored with the version.
+    """
+    own = _clean(Content(subject=subject, html=html, text=text, preheader=preheader))
+    others = {_locale(code): _clean(content, locale=code)
+              for code, content in (variants or {}).items()}  # fmt: skip
     if layout_id is None:
         # Before the first query: on SQLite it takes the write lock for the rest of the
         # caller's transaction, and a template that renders slowly must not hold it.
-        fields_used = _fields_used(sources)
-        compiled_html, urls, compiled_text = _compile_and_try(
-            subject, html, text, None, needs=fields_used.needs
-        )  # fmt: skip
+        compiled = {"": _compile(own, None)}
+        compiled |= {code: _compile(content, None, locale=code) for code, content in others.items()}
     letter = get_letter(session, letter_id)
     layout = session.get(Layout, layout_id) if layout_id is not None else None
     if layout_id is not None and layout is None:
         raise ValidationError(f"no layout #{layout_id}", field="layout_id")
     if layout is not None:
-        fields_used = _fields_used([*sources, ("layout", layout.html, True)])
         # The body may use what the layout defines, so it cannot be tried alone; the
         # render budget (rendering.RENDER_SECONDS) bounds how long this holds the lock.
-        compiled_html, urls, compiled_text = _compile_and_try(
-            subject, html, text, layout.html, needs=fields_used.needs
-        )  # fmt: skip
-    used = fields_used.names
-    for needed, why in (
-        (REQUIRED_BY_CATEGORY.get(letter.category), f"{letter.category} letters"),
-        (REQUIRED_BY_KIND.get(letter.kind), f"{letter.kind} letters"),
-    ):
-        if needed and needed not in used:
-            raise ValidationError(f"{why} must contain a link to {{{{ {needed} }}}}", field="html")
+        compiled = {"": _compile(own, layout.html)}
+        compiled |= {code: _compile(content, layout.html, locale=code)
+                     for code, content in others.items()}  # fmt: skip
+    if letter.default_locale in others:
+        raise ValidationError(f"{letter.default_locale} is the letter's default locale: its "
+                              "text is the version's own, not a variant",
+                              field="locale")  # fmt: skip
+    for code, one in compiled.items():
+        _check_required_parts(letter, one.fields.names, locale=code)
+    needs = (LetterNeeds.CONTRACT
+             if any(one.fields.needs == LetterNeeds.CONTRACT for one in compiled.values())
+             else LetterNeeds.CONTACT)  # fmt: skip
 
     number = (session.scalar(
         select(func.max(LetterVersion.number)).where(LetterVersion.letter_id == letter.id)
     ) or 0) + 1  # fmt: skip
+    first = compiled.pop("")
     version = LetterVersion(
-        letter_id=letter.id, number=number, layout_id=layout_id, subject=subject,
-        html_source=html, text_source=text, compiled_html=compiled_html,
-        compiled_text=compiled_text, needs=fields_used.needs, created_by_id=created_by_id,
+        letter_id=letter.id, number=number, layout_id=layout_id, subject=own.subject,
+        preheader=own.preheader, html_source=own.html, text_source=own.text,
+        compiled_html=first.html, compiled_text=first.text, needs=needs,
+        requires_approval=needs_approval(letter), created_by_id=created_by_id,
     )  # fmt: skip
     session.add(version)
     session.flush()
+    urls = list(first.urls)
+    for code, one in sorted(compiled.items()):
+        # A variant's links follow the version's own, so one position names one stored link.
+        offset = len(urls)
+        urls += one.urls
+        session.add(LetterVariant(
+            version_id=version.id, locale=code, subject=one.content.subject,
+            preheader=one.content.preheader, html_source=one.content.html,
+            text_source=one.content.text, compiled_html=_shift_links(one.html, offset),
+            compiled_text=_shift_links(one.text, offset),
+        ))  # fmt: skip
     session.add_all(
         Link(version_id=version.id, position=i, url=url, kind=LinkKind.REGULAR)
         for i, url in enumerate(urls)
     )
     session.flush()
     return version
+
+
+def needs_approval(letter: Letter) -> bool:
+    """Legal letters (and policy re-statements whatever their category) need a second user."""
+    return letter.category == LetterCategory.LEGAL or letter.kind == LetterKind.POLICY
+
+
+def _locale(code: str) -> str:
+    """Normalise a locale code (`de-ch` → `de_CH`); refuse what is not one."""
+    match = _LOCALE.fullmatch(code.strip())
+    if not match:
+        raise ValidationError(f"{code!r} is not a locale code such as de or de_CH", field="locale")
+    language, region = match.group(1).lower(), match.group(2)
+    return f"{language}_{region.upper()}" if region else language
+
+
+def _clean(content: Content, *, locale: str | None = None) -> Content:
+    where = f"{locale}: " if locale else ""
+    subject, preheader = content.subject.strip(), content.preheader.strip()
+    if not subject:
+        raise ValidationError(f"{where}the subject is empty", field="subject")
+    for name, value in (("subject", subject), ("preheader", preheader)):
+        if "\r" in value or "\n" in value or len(value) > 500:
+            raise ValidationError(f"{where}the {name} must be one line of at most 500 characters",
+                                  field=name)  # fmt: skip
+    if not content.html.strip():
+        raise ValidationError(f"{where}the HTML body is empty", field="html")
+    return Content(subject=subject, html=content.html, text=content.text or None,
+                   preheader=preheader)  # fmt: skip
+
+
+def _compile(content: Content, layout: str | None, *, locale: str | None = None) -> _Compiled:
+    """Check one locale's content against the merge fields and compile it."""
+    sources = [("subject", content.subject, False), ("html", content.html, True)]
+    if content.preheader:
+        sources.append(("preheader", content.preheader, True))
+    if content.text:
+        sources.append(("text", content.text, False))
+    if layout is not None:
+        sources.append(("layout", layout, True))
+    try:
+        fields_used = _fields_used(sources)
+        compiled_html, urls, compiled_text = _compile_and_try(
+            content.subject, content.html, content.text, layout, needs=fields_used.needs,
+            preheader=content.preheader,
+        )  # fmt: skip
+    except ValidationError as exc:
+        if locale is None:
+            raise
+        raise type(exc)(f"{locale} variant: {exc}", field=exc.field) from None
+    return _Compiled(content, compiled_html, compiled_text, urls, fields_used)
+
+
+def _check_required_parts(letter: Letter, used: set[str], *, locale: str) -> None:
+    where = f"{locale} variant: " if locale else ""
+    for needed, why in (
+        (REQUIRED_BY_CATEGORY.get(letter.category), f"{letter.category} letters"),
+        (REQUIRED_BY_KIND.get(letter.kind), f"{letter.kind} letters"),
+    ):
+        if needed and needed not in used:
+            raise ValidationError(f"{where}{why} must contain a link to {{{{ {needed} }}}}",
+                                  field="html")  # fmt: skip
+
+
+def _shift_links(compiled: str, offset: int) -> str:
+    """Renumber `link_url(i)` calls by `offset` (a variant's links follow the version's)."""
+    if not offset:
+        return compiled
+    return _LINK_CALL.sub(lambda m: f"link_url({int(m.group(1)) + offset})", compiled)
 
 
 @dataclass(frozen=True)
@@ -173,15 +287,16 @@ def contract_uses(version: LetterVersion) -> list[str]:
 
 
 def _compile_and_try(
-    subject: str, html: str, text: str | None, layout: str | None, *, needs: LetterNeeds
-) -> tuple[str, list[str], str]:
+    subject: str, html: str, text: str | None, layout: str | None, *, needs: LetterNeeds,
+    preheader: str = "",
+) -> tuple[str, list[str], str]:  # fmt: skip
     """Compile a version's HTML and text, and render them once with sample data so errors
     that only show at run time surface now; return the HTML, its links and the text.
 
     A letter that needs only the contact is also tried without a contract, as it will be
     sent to a segment of contacts: a use of the contract its tests do not guard shows here.
     """
-    compiled_html, urls = compile_html(html, layout)
+    compiled_html, urls = compile_html(html, layout, preheader=preheader)
     compiled_text = text if text else html_to_text(compiled_html)
     _render_sample(subject, compiled_html, compiled_text, len(urls))
     if needs == LetterNeeds.CONTACT:
@@ -189,13 +304,19 @@ def _compile_and_try(
     return compiled_html, urls, compiled_text
 
 
-def compile_html(body: str, layout: str | None) -> tuple[str, list[str]]:
+def compile_html(body: str, layout: str | None, *, preheader: str = "") -> tuple[str, list[str]]:
     """Join body and layout, inline CSS, and point every literal link at its stored position.
 
     Jinja tags are swapped for inert placeholders while premailer parses the HTML, so merge
-    fields survive inlining untouched (even inside attributes).
+    fields survive inlining untouched (even inside attributes). A preheader becomes the
+    letter's first (hidden) text, where inboxes take their preview line from.
     """
     source = _BODY_SLOT.sub(lambda _: body, layout) if layout else body
+    if preheader:
+        hidden = PREHEADER.format(_escape_outside_tags(preheader))
+        opening = _BODY_TAG.search(source)
+        at = opening.end() if opening else 0
+        source = source[:at] + hidden + source[at:]
     tags: list[str] = []
 
     def protect(match: re.Match[str]) -> str:
@@ -264,9 +385,18 @@ class _TextExtractor(HTMLParser):
             self.parts.append(re.sub(r"\s+", " ", data))
 
 
+def _escape_outside_tags(text: str) -> str:
+    """HTML-escape literal text, leaving its Jinja tags (merge fields) as they are."""
+    out, last = [], 0
+    for match in _JINJA.finditer(text):
+        out += [html_lib.escape(text[last : match.start()], quote=False), match.group(0)]
+        last = match.end()
+    return "".join([*out, html_lib.escape(text[last:], quote=False)])
+
+
 def html_to_text(compiled_html: str) -> str:
     """Generate the plain-text alternative from the compiled HTML (merge fields kept)."""
-    without_pixel = compiled_html.replace(PIXEL, "")
+    without_pixel = _PREHEADER_DIV.sub("", compiled_html.replace(PIXEL, ""))
     extractor = _TextExtractor()
     extractor.feed(without_pixel)
     text = "".join(extractor.parts)

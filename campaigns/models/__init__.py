@@ -34,10 +34,13 @@ from campaigns.models.imports import (
     ImportStatus,
 )
 from campaigns.models.letters import (
+    Approval,
+    Decision,
     Layout,
     Letter,
     LetterCategory,
     LetterKind,
+    LetterVariant,
     LetterVersion,
     Link,
     LinkKind,
@@ -50,6 +53,9 @@ __all__ = [
     "DELIVERY_TRANSITIONS",
     "OPEN_STATES",
     "ApiKey",
+    "Approval",
+    "Decision",
+    "LetterVariant",
     "ApiScope",
     "ContactStatusChange",
     "ContractTerm",

@@ -65,6 +65,8 @@ class Delivery(Base):
     # The segment the letter was sent for: reports stay stable when segments change later.
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), index=True)
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
+    # The locale of the version's content that went out: a variant's, or the letter's default.
+    locale: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str] = mapped_column(String(320))
     state: Mapped[DeliveryState] = mapped_column(String(20), default=DeliveryState.QUEUED)
     reason: Mapped[str] = mapped_column(Text, default="")
