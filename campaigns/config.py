@@ -6,7 +6,8 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class Settings:
     dkim_private_key_file: Path | None = None
     dkim_selector: str = ""
     dkim_domain: str = ""
+    # What letters say about the company (the `company` merge field), and its discount rules.
+    company: Company = field(default_factory=lambda: Company())
 
     @property
     def outbox_dir(self) -> Path:
@@ -138,7 +141,77 @@ class Settings:
             metrics_port=_int(env, "METRICS_PORT", 0, low=0, high=65535),
             old_secret_keys=old_keys,
             **_dkim(env, sender_email),
+            company=_company(env, sender_name, sender_email),
         )
+
+
+@dataclass(frozen=True)
+class Company:
+    """The company letters speak for: the `company` merge field and its discount rules.
+
+    A renewal offer carries a discount only for long-standing customers (a customer for at
+    least `discount_min_years`) or high-spend ones (lifetime spend of at least
+    `discount_min_spend`); 0 switches a rule off, and a percent of 0 switches discounts off.
+    """
+
+    name: str = "Customer Care"
+    address: str = ""
+    support_email: str = "care@example.com"
+    support_terms_url: str = ""
+    logo_url: str = ""
+    brand_colour: str = "#0f4c81"
+    currency: str = "EUR"
+    incident_price: Decimal = Decimal("0")  # priority phone support, per incident; 0: unstated
+    discount_min_years: int = 3
+    discount_min_spend: Decimal = Decimal("5000")
+    discount_percent: int = 10
+    discount_code: str = "LOYALTY"
+
+
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _company(env: Mapping[str, str], sender_name: str, sender_email: str) -> Company:
+    """COMPANY_*, SUPPORT_*, BRAND_COLOUR, INCIDENT_PRICE and DISCOUNT_*, checked."""
+    name = env.get("COMPANY_NAME", "").strip() or sender_name or "Customer Care"
+    # Lines of the address, separated by newlines or a literal "\n" (as .env files allow).
+    raw_address = env.get("COMPANY_ADDRESS", "").replace("\\n", "\n")
+    address = "\n".join(filter(None, (line.strip() for line in raw_address.splitlines())))
+    for var in ("SUPPORT_TERMS_URL", "COMPANY_LOGO_URL"):
+        if env.get(var):
+            _check_url(var, env[var], {"https", "http"})
+    colour = env.get("BRAND_COLOUR", "") or "#0f4c81"
+    if not _COLOUR.fullmatch(colour):
+        raise ConfigError(f"BRAND_COLOUR={colour!r} must be a colour like #0f4c81")
+    currency = (env.get("COMPANY_CURRENCY", "") or "EUR").upper()
+    if not _CURRENCY.fullmatch(currency):
+        raise ConfigError(f"COMPANY_CURRENCY={currency!r} must be a currency code like EUR")
+    code = env.get("DISCOUNT_CODE", "") or "LOYALTY"
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", code):
+        raise ConfigError(f"DISCOUNT_CODE={code!r} must be letters, digits, '-' or '_'")
+    return Company(
+        name=name, address=address.strip(),
+        support_email=env.get("SUPPORT_EMAIL", "").strip() or sender_email,
+        support_terms_url=env.get("SUPPORT_TERMS_URL", ""),
+        logo_url=env.get("COMPANY_LOGO_URL", ""), brand_colour=colour.lower(),
+        currency=currency, incident_price=_money(env, "INCIDENT_PRICE", "0"),
+        discount_min_years=_int(env, "DISCOUNT_MIN_YEARS", 3, low=0, high=100),
+        discount_min_spend=_money(env, "DISCOUNT_MIN_SPEND", "5000"),
+        discount_percent=_int(env, "DISCOUNT_PERCENT", 10, low=0, high=90),
+        discount_code=code,
+    )  # fmt: skip
+
+
+def _money(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name}={raw!r} is not an amount like 90 or 90.50") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{name}={raw!r} must be an amount of 0 or more")
+    return value.quantize(Decimal("0.01"))
 
 
 _DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")

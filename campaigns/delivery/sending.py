@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -28,15 +28,17 @@ from campaigns.delivery.mailer import (
 from campaigns.delivery.throttle import Throttle
 from campaigns.delivery.tokens import Tokens
 from campaigns.errors import ValidationError
-from campaigns.letters import authoring, fields, rendering
+from campaigns.letters import context, rendering
 from campaigns.models import (
     Campaign,
     CampaignStatus,
     Contact,
     Contract,
+    ContractStatus,
     Delivery,
     DeliveryState,
     LetterCategory,
+    LetterKind,
     LetterVersion,
     Suppression,
 )
@@ -119,6 +121,7 @@ class Draft:
     campaign_id: int | None
     rate_per_minute: int | None  # the campaign's own rate, if it has one
     category: LetterCategory
+    kind: LetterKind
     subject: str
     html: str
     text: str
@@ -129,32 +132,23 @@ class Draft:
 
 
 def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[str, Any]:
-    """The merge fields of one letter: plain values only, never ORM objects.
+    """The merge fields of one letter (campaigns.letters.context): plain values, no ORM objects.
 
     A field this row has no value for (no contract, a contract without a renewal URL, an
     empty name) is a missing field: a letter that prints it fails this row, with the field
     named in the reason.
     """
-    base = settings.public_url
-    delivery_id, links = draft.delivery_id, draft.links
-
-    def link_url(position: int) -> str:
-        return f"{base}/c/{tokens.sign('click', delivery_id, links[position])}"
-
-    context: dict[str, Any] = {
-        "contact": draft.contact,
-        "contract": draft.contract,
-        "unsubscribe_url": f"{base}/u/{tokens.sign('unsubscribe', delivery_id)}",
-        "renewal_url": draft.renewal_url
-        or fields.missing_field("renewal_url", "this recipient's contract has no renewal URL"),
-        "open_pixel_url": f"{base}/o/{tokens.sign('open', delivery_id)}.gif",
-        "link_url": link_url,
-        "sender_name": settings.sender_name,
-    }
-    if draft.contract is None:
-        # Rendering refuses any use of these, naming the field: the row fails, no hole goes out.
-        context.update(authoring.without_contract())
-    return context
+    recipient = context.Recipient(
+        delivery_id=draft.delivery_id, kind=draft.kind, contact=draft.contact,
+        contract=draft.contract, renewal_target=draft.renewal_url, links=draft.links,
+    )  # fmt: skip
+    # The discount a renewal letter offers travels in its signed renewal link, so the click
+    # records it (the ledger row has no column for it yet).
+    merge_fields, _discount = context.build(
+        recipient, company=settings.company, sender_name=settings.sender_name,
+        public_url=settings.public_url, signer=tokens,
+    )  # fmt: skip
+    return merge_fields
 
 
 def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, bytes]:
@@ -163,14 +157,14 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, b
     Call it outside any unit of work: rendering may take up to rendering.RENDER_SECONDS,
     and on SQLite an open transaction holds the write lock for every other writer.
     """
-    context = letter_context(draft, settings=settings, tokens=tokens)
+    merge_fields = letter_context(draft, settings=settings, tokens=tokens)
     rendered = rendering.render_version(
-        subject=draft.subject, html=draft.html, text=draft.text, context=context
+        subject=draft.subject, html=draft.html, text=draft.text, context=merge_fields
     )
     headers: list[tuple[str, str]] = []
     if draft.category == LetterCategory.MARKETING:
         headers += [
-            ("List-Unsubscribe", f"<{context['unsubscribe_url']}>"),
+            ("List-Unsubscribe", f"<{merge_fields['unsubscribe_url']}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
     letter = Letter(
@@ -337,6 +331,7 @@ def _drafts(
         selectinload(LetterVersion.links), joinedload(LetterVersion.letter),
     )  # fmt: skip
     campaigns = _by_id(session, Campaign, {d.campaign_id for d in deliveries if d.campaign_id})
+    points = _service_points(session, set(contacts))
     drafts: list[Draft] = []
     handed_back: list[int] = []
     for delivery in deliveries:
@@ -351,7 +346,8 @@ def _drafts(
             result.suppressed += 1
             continue
         contract = contracts.get(delivery.contract_id) if delivery.contract_id else None
-        drafts.append(_draft(delivery, contact, contract, version, campaign))
+        drafts.append(_draft(delivery, contact, contract, version, campaign,
+                             points.get(contact.id, 0)))  # fmt: skip
     if handed_back:
         release(session, handed_back, refund=True, due_at=now)
         result.skipped += len(handed_back)
@@ -365,23 +361,38 @@ def _by_id(session: Session, model: type[_M], ids: set[int], *options: Any) -> d
     return {row.id: row for row in session.scalars(query)}  # type: ignore[attr-defined]
 
 
+def _service_points(session: Session, contact_ids: set[int]) -> dict[int, int]:
+    """Each contact's service points: the balance over their active contracts."""
+    if not contact_ids:
+        return {}
+    query = (
+        select(Contract.contact_id, func.sum(Contract.service_points))
+        .where(Contract.contact_id.in_(contact_ids), Contract.status == ContractStatus.ACTIVE)
+        .group_by(Contract.contact_id)
+    )
+    return {contact_id: int(total or 0) for contact_id, total in session.execute(query)}
+
+
 def _draft(
     delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
-    campaign: Campaign | None,
+    campaign: Campaign | None, service_points: int,
 ) -> Draft:  # fmt: skip
     return Draft(
         delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
         campaign_id=delivery.campaign_id,
         rate_per_minute=campaign.rate_per_minute if campaign else None,
-        category=version.letter.category, subject=version.subject,
+        category=version.letter.category, kind=version.letter.kind, subject=version.subject,
         html=version.compiled_html, text=version.compiled_text,
         links={link.position: link.id for link in version.links},
         contact={"email": contact.email, "first_name": contact.first_name,
                  "last_name": contact.last_name, "name": contact.display_name,
-                 "locale": contact.locale, "attributes": dict(contact.attributes)},
+                 "locale": contact.locale, "time_zone": contact.time_zone,
+                 "customer_since": contact.customer_since,
+                 "lifetime_spend": contact.lifetime_spend, "service_points": service_points,
+                 "attributes": dict(contact.attributes)},
         contract=None if contract is None else {
-            "product": contract.product, "plan": contract.plan, "starts_on": contract.starts_on,
-            "ends_on": contract.ends_on, "price": str(contract.price),
+            "id": contract.id, "product": contract.product, "plan": contract.plan,
+            "starts_on": contract.starts_on, "ends_on": contract.ends_on, "price": contract.price,
             "currency": contract.currency, "service_points": contract.service_points,
             "attributes": dict(contract.attributes)},
         renewal_url=(contract.renewal_url or "") if contract else "",

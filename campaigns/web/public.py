@@ -1,4 +1,4 @@
-"""Customer-facing endpoints: open pixel and tracked clicks (no login, no CSRF, fast)."""
+"""Customer-facing endpoints: open pixel, tracked clicks and renewal links (no login, fast)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask import Blueprint, Response, g, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from campaigns.delivery.tokens import Tokens
-from campaigns.tracking import events
+from campaigns.tracking import events, renewals
 from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("public", __name__)
@@ -44,6 +44,25 @@ def click(token: str) -> WerkzeugResponse:
             url = events.record_click(
                 s, delivery_id, link_id, user_agent=request.headers.get("User-Agent", "")
             )
+    response = redirect(url, code=302)
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.route("/r/<token>")
+def renewal(token: str) -> WerkzeugResponse:
+    """A letter's renewal link: record the click, send the customer to the contract's shop."""
+    delivery_id, contract_id, percent = _tokens().verify("renewal", token, arity=3)
+    code = settings().company.discount_code if percent > 0 else ""
+    with unit_of_work() as s:
+        if _from_admin():
+            url = renewals.with_discount(renewals.renewal_target(s, delivery_id, contract_id)[1],
+                                         code)  # fmt: skip
+        else:
+            url = renewals.record_renewal_click(
+                s, delivery_id, contract_id, discount_percent=percent, discount_code=code,
+                user_agent=request.headers.get("User-Agent", ""),
+            )  # fmt: skip
     response = redirect(url, code=302)
     response.headers.update(NO_STORE)
     return response

@@ -9,7 +9,7 @@ from campaigns.config import Settings
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
 from campaigns.delivery.tokens import Tokens
-from campaigns.models import DeliveryState, Event, Role
+from campaigns.models import Delivery, DeliveryState, Event, LetterCategory, LetterKind, Role
 from tests.factories import make_contact, make_segment, make_version
 from tests.web.conftest import login
 
@@ -58,3 +58,91 @@ def test_opens_and_clicks_from_an_admin_session_are_not_counted(
     assert customer.get(pixel, headers=BROWSER).status_code == 200
     assert customer.get(click, headers=BROWSER).status_code == 302
     assert _events(db) == [("open", False), ("click", False)]
+
+
+def _renewal_delivery(db: Database) -> tuple[int, int]:
+    """A renewal letter about a contract, recorded as sent; returns (delivery id, contract id).
+
+    The row is written as an automation step writes it (campaign launches do not put the
+    contract in their rows yet).
+    """
+    with db.unit_of_work() as s:
+        contact = make_contact(s, "ada@example.com", first_name="Ada")
+        version = make_version(
+            s, name="Renewal", kind=LetterKind.RENEWAL, category=LetterCategory.SERVICE,
+            html='<p>Dear {{ contact.first_name }}</p><a href="{{ renewal_url }}">Renew</a>',
+        )  # fmt: skip
+        contract_id = contact.contracts[0].id
+        delivery = Delivery(
+            contact_id=contact.id, contract_id=contract_id, term=1, email=contact.email,
+            letter_version_id=version.id, state=DeliveryState.SENT, sent_at=utcnow(),
+            message_id="<r1@example.com>",
+        )  # fmt: skip
+        s.add(delivery)
+        s.flush()
+        return delivery.id, contract_id
+
+
+def _renewal_events(db: Database) -> list[tuple[str, int | None, dict[str, object]]]:
+    with db.unit_of_work() as s:
+        return [(e.kind, e.delivery_id, e.detail) for e in s.scalars(select(Event))]
+
+
+def test_a_renewal_link_records_the_click_and_leads_to_the_contracts_renewal_page(
+    app: Flask, db: Database, settings: Settings
+) -> None:
+    delivery_id, contract_id = _renewal_delivery(db)
+    token = Tokens.from_settings(settings).sign("renewal", delivery_id, contract_id, 0)
+
+    answer = app.test_client().get(f"/r/{token}", headers=BROWSER)
+
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("https://shop.example.com/renew/")
+    assert "discount" not in answer.headers["Location"]
+    assert _renewal_events(db) == [("renewal_click", delivery_id, {"contract_id": contract_id})]
+
+
+def test_a_renewal_link_with_a_discount_passes_the_code_on_and_records_it(
+    app: Flask, db: Database, settings: Settings
+) -> None:
+    delivery_id, contract_id = _renewal_delivery(db)
+    token = Tokens.from_settings(settings).sign("renewal", delivery_id, contract_id, 10)
+
+    answer = app.test_client().get(f"/r/{token}", headers=BROWSER)
+
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith("?discount=LOYALTY")
+    offered = {"contract_id": contract_id, "discount_percent": 10, "discount_code": "LOYALTY"}
+    assert _renewal_events(db) == [("renewal_click", delivery_id, offered)]
+
+
+def test_forged_and_foreign_renewal_tokens_are_refused_and_nothing_is_recorded(
+    app: Flask, db: Database, settings: Settings
+) -> None:
+    delivery_id, contract_id = _renewal_delivery(db)
+    with db.unit_of_work() as s:
+        other = make_contact(s, "eve@example.com", first_name="Eve")
+        other_contract = other.contracts[0].id
+    tokens = Tokens.from_settings(settings)
+    client = app.test_client()
+
+    forged = tokens.sign("renewal", delivery_id, contract_id, 0)[:-3] + "abc"
+    someone_elses = tokens.sign("renewal", delivery_id, other_contract, 0)
+    click_token = tokens.sign("click", delivery_id, contract_id)  # another purpose
+    other_key = Tokens("another-secret-key-0123456789").sign("renewal", delivery_id, contract_id, 0)
+    for token in (forged, someone_elses, click_token, other_key, "nonsense"):
+        answer = client.get(f"/r/{token}", headers=BROWSER)
+        assert 400 <= answer.status_code < 500, token
+    assert _renewal_events(db) == []
+
+
+def test_a_renewal_link_followed_by_staff_is_not_counted(
+    app: Flask, db: Database, settings: Settings
+) -> None:
+    delivery_id, contract_id = _renewal_delivery(db)
+    token = Tokens.from_settings(settings).sign("renewal", delivery_id, contract_id, 0)
+    staff = app.test_client()
+    login(staff, Role.VIEWER)
+
+    assert staff.get(f"/r/{token}", headers=BROWSER).status_code == 302
+    assert _renewal_events(db) == []

@@ -1,0 +1,336 @@
+"""The merge context of a letter: every field a template may read, built once per letter.
+
+=================  ===========================================================================
+field              what it holds
+=================  ===========================================================================
+contact            the recipient: email, first_name, last_name, name (first and last name,
+                   else the address), locale, time_zone, customer_since, lifetime_spend,
+                   service_points (the balance over their active contracts), attributes.NAME
+contract           the contract the letter is about (segments of contracts only): product,
+                   plan, starts_on, ends_on, days_left (from today in the contact's time
+                   zone), price, currency, service_points, attributes.NAME; in renewal
+                   letters also discount (percent, amount, price after it, code) when the
+                   company's rules give one. A letter that prints it needs a contract
+contracts          the matching contracts, each like contract (for now the row's one, or none)
+company            from settings: name, address, address_lines, support_email,
+                   support_terms_url, logo_url, brand_colour, currency, incident_price
+                   (priority phone support, per incident), discount_percent,
+                   discount_min_years, discount_min_spend
+renewal_url        the contract's tracked renewal link (/r/<token>), never its raw URL
+unsubscribe_url    the recipient's own signed links; preferences_url, acknowledge_url and
+ …                 view_online_url likewise
+rating_url(n)      a one-click rating link, n from 1 to 5
+format_date(d)     a date (or a time, shown in the contact's time zone) in the contact's
+                   locale with Babel; format="long" (short, medium, long, full or a pattern)
+format_money(a)    an amount in the contact's locale; currency=company.currency by default
+sender_name        the name in From
+open_pixel_url     put in by compilation, with link_url(i): the pixel, the tracked links
+=================  ===========================================================================
+
+Values a recipient lacks (no contract, an empty name, a contract without a renewal URL) are
+missing fields: printing one fails that letter with the field named (see fields.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as babel_date
+from babel.dates import format_datetime as babel_datetime
+from babel.numbers import format_currency
+from jinja2 import Undefined
+
+from campaigns.config import Company
+from campaigns.letters import fields
+from campaigns.models import LetterKind
+
+RATINGS = range(1, 6)
+DATE_FORMATS = ("short", "medium", "long", "full")
+_CENT = Decimal("0.01")
+
+
+class Signer(Protocol):
+    """Makes the signed token of a tracked URL (campaigns.delivery.tokens.Tokens)."""
+
+    def sign(self, purpose: str, *ids: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class Discount:
+    """A renewal discount the company's rules give one contract."""
+
+    percent: int
+    amount: Decimal
+    price: Decimal  # after the discount
+    code: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"percent": self.percent, "amount": self.amount, "price": self.price,
+                "code": self.code}  # fmt: skip
+
+
+def discount_for(
+    company: Company, *, customer_since: date | None, lifetime_spend: Decimal | None,
+    price: Decimal, today: date,
+) -> Discount | None:  # fmt: skip
+    """The renewal discount of a contract: for long-standing or high-spend customers only."""
+    if company.discount_percent <= 0 or price <= 0:
+        return None
+    years = company.discount_min_years
+    since = customer_since
+    long_standing = bool(years and since and _years_between(since, today) >= years)
+    high_spend = bool(company.discount_min_spend and lifetime_spend is not None
+                      and lifetime_spend >= company.discount_min_spend)  # fmt: skip
+    if not (long_standing or high_spend):
+        return None
+    amount = (price * company.discount_percent / 100).quantize(_CENT, ROUND_HALF_UP)
+    return Discount(company.discount_percent, amount, price - amount, company.discount_code)
+
+
+def _years_between(start: date, end: date) -> int:
+    years = end.year - start.year
+    return years - 1 if (end.month, end.day) < (start.month, start.day) else years
+
+
+@functools.lru_cache(maxsize=256)
+def _locale(tag: str) -> Locale:
+    try:
+        return Locale.parse(tag.replace("-", "_") or "en")
+    except (UnknownLocaleError, ValueError, TypeError):
+        return Locale.parse("en")
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def today_in(time_zone: str, now: datetime | None = None) -> date:
+    """Today's date where the contact lives."""
+    return (now or datetime.now(tz=_zone("UTC"))).astimezone(_zone(time_zone)).date()
+
+
+def _given(value: Any) -> Any:
+    """Refuse a missing merge field passed to a helper, naming it."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
+def formatters(locale: str, time_zone: str, currency: str) -> dict[str, Callable[..., str]]:
+    """`format_date` and `format_money` for one contact: their locale and time zone."""
+    where, zone = _locale(locale), _zone(time_zone)
+
+    def format_date(value: Any, format: str = "long") -> str:
+        value, format = _given(value), str(_given(format))
+        if format not in DATE_FORMATS and len(format) > 40:
+            raise ValueError("a date format is short, medium, long, full or a short pattern")
+        if isinstance(value, datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=_zone("UTC"))
+            return str(babel_datetime(moment, format, tzinfo=zone, locale=where))
+        if isinstance(value, date):
+            return str(babel_date(value, format, locale=where))
+        return str(babel_date(date.fromisoformat(str(value)), format, locale=where))
+
+    def format_money(amount: Any, currency_code: Any = currency) -> str:
+        amount, code = _given(amount), str(_given(currency_code))
+        return str(format_currency(Decimal(str(amount)), code, locale=where))
+
+    return {"format_date": format_date, "format_money": format_money}
+
+
+def company_fields(company: Company) -> dict[str, Any]:
+    return {
+        "name": company.name, "address": company.address,
+        "address_lines": company.address.splitlines(), "support_email": company.support_email,
+        "support_terms_url": company.support_terms_url, "logo_url": company.logo_url,
+        "brand_colour": company.brand_colour, "currency": company.currency,
+        "incident_price": company.incident_price or None,
+        "discount_percent": company.discount_percent,
+        "discount_min_years": company.discount_min_years,
+        "discount_min_spend": company.discount_min_spend,
+    }  # fmt: skip
+
+
+def contract_fields(
+    contract: Mapping[str, Any], *, today: date, discount: Discount | None
+) -> dict[str, Any]:
+    """A contract as a letter sees it: its fields, the days left, the discount if any."""
+    shown = {key: contract.get(key) for key in ("product", "plan", "starts_on", "ends_on",
+                                                "price", "currency", "service_points")}  # fmt: skip
+    ends_on = contract.get("ends_on")
+    shown["days_left"] = max(0, (ends_on - today).days) if isinstance(ends_on, date) else None
+    shown["discount"] = discount.fields() if discount else None
+    shown["attributes"] = dict(contract.get("attributes") or {})
+    return shown
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What one ledger row's letter needs, as plain values read in a unit of work.
+
+    `contact` holds the contact's columns (and `service_points`, their balance); `contract`
+    the row's contract with its `id`, or None; `renewal_target` the contract's raw renewal
+    URL, which never reaches the letter: the letter gets the tracked `/r/<token>` link.
+    """
+
+    delivery_id: int
+    kind: LetterKind
+    contact: Mapping[str, Any]
+    contract: Mapping[str, Any] | None
+    renewal_target: str
+    links: Mapping[int, int]  # position in the version → stored link id
+
+
+def build(
+    recipient: Recipient, *, company: Company, sender_name: str, public_url: str,
+    signer: Signer, now: datetime | None = None,
+) -> tuple[dict[str, Any], Discount | None]:  # fmt: skip
+    """The merge context of one recipient's letter, and the discount it offers (if any)."""
+    contact, contract = recipient.contact, recipient.contract
+    time_zone = str(contact.get("time_zone") or "UTC")
+    today = today_in(time_zone, now)
+    delivery_id, links, base = recipient.delivery_id, recipient.links, public_url
+
+    def link_url(position: int) -> str:
+        return f"{base}/c/{signer.sign('click', delivery_id, links[position])}"
+
+    def rating_url(score: Any) -> str:
+        score = _given(score)
+        if not isinstance(score, int) or score not in RATINGS:
+            raise ValueError(f"rating_url takes a rating from 1 to 5, not {score!r}")
+        return f"{base}/s/{signer.sign('rating', delivery_id, score)}"
+
+    discount = None
+    shown_contract: dict[str, Any] | None = None
+    if contract is not None:
+        if recipient.kind == LetterKind.RENEWAL:
+            discount = discount_for(
+                company, customer_since=contact.get("customer_since"),
+                lifetime_spend=contact.get("lifetime_spend"),
+                price=Decimal(str(contract.get("price") or 0)), today=today,
+            )  # fmt: skip
+        shown_contract = contract_fields(contract, today=today, discount=discount)
+    context: dict[str, Any] = {
+        "contact": dict(contact),
+        "contract": shown_contract,
+        "contracts": [shown_contract] if shown_contract else [],
+        "company": company_fields(company),
+        "unsubscribe_url": f"{base}/u/{signer.sign('unsubscribe', delivery_id)}",
+        "preferences_url": f"{base}/p/{signer.sign('preferences', delivery_id)}",
+        "acknowledge_url": f"{base}/a/{signer.sign('acknowledge', delivery_id)}",
+        "view_online_url": f"{base}/v/{signer.sign('view', delivery_id)}",
+        "rating_url": rating_url,
+        "open_pixel_url": f"{base}/o/{signer.sign('open', delivery_id)}.gif",
+        "link_url": link_url,
+        "sender_name": sender_name,
+        **formatters(str(contact.get("locale") or "en"), time_zone, company.currency),
+    }
+    if contract is None:
+        context.update(without_contract())
+    elif recipient.renewal_target:
+        percent = discount.percent if discount else 0
+        token = signer.sign("renewal", delivery_id, int(contract["id"]), percent)
+        context["renewal_url"] = f"{base}/r/{token}"
+    else:
+        context["renewal_url"] = fields.missing_field(
+            "renewal_url", "this recipient's contract has no renewal URL"
+        )
+    return context, discount
+
+
+def without_contract() -> dict[str, Any]:
+    """The contract fields of a recipient whose ledger row carries no contract."""
+    why = ("this letter uses the contract, and this recipient has none (a segment of "
+           "contacts, not contracts)")  # fmt: skip
+    return {name: fields.missing_field(name, why) for name in fields.CONTRACT_FIELDS}
+
+
+SAMPLE_COMPANY = Company(
+    name="Example Support Ltd", address="1 Sample Street\n10115 Berlin",
+    support_email="care@example.com", support_terms_url="https://example.com/terms",
+    incident_price=Decimal("90.00"),
+)  # fmt: skip
+SAMPLE_NOW = datetime(2027, 1, 1, 9, 0, tzinfo=ZoneInfo("UTC"))  # 30 days left
+
+
+class _PreviewSigner:
+    """Signs nothing: preview links say what they are."""
+
+    def sign(self, purpose: str, *ids: int) -> str:
+        return "preview-" + purpose + "".join(f"-{i}" for i in ids)
+
+
+def sample_context(
+    link_count: int = 0, *, contract: bool = True, company: Company = SAMPLE_COMPANY,
+    kind: LetterKind = LetterKind.RENEWAL,
+) -> dict[str, Any]:  # fmt: skip
+    """A context with plausible values for previews and validation renders.
+
+    The sample customer is long-standing, so a renewal letter's discount line shows; free
+    attributes read as `[name]` whatever the name.
+    """
+    recipient = Recipient(
+        delivery_id=0, kind=kind,
+        contact={"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe",
+                 "name": "Jane Doe", "locale": "en", "time_zone": "Europe/Berlin",
+                 "customer_since": date(2019, 3, 1), "lifetime_spend": Decimal("2400.00"),
+                 "service_points": 12,
+                 "attributes": fields.SampleFields("contact.attributes", {})},
+        contract={"id": 0, "product": "Premium Support", "plan": "Annual",
+                  "starts_on": date(2026, 2, 1), "ends_on": date(2027, 1, 31),
+                  "price": Decimal("480.00"), "currency": "EUR", "service_points": 12,
+                  "attributes": {}} if contract else None,
+        renewal_target="https://example.com/renew", links={},
+    )  # fmt: skip
+    context, _ = build(recipient, company=company, sender_name="Customer Care",
+                       public_url="https://example.com", signer=_PreviewSigner(),
+                       now=SAMPLE_NOW)  # fmt: skip
+    if isinstance(context["contract"], dict):
+        context["contract"]["attributes"] = fields.SampleFields("contract.attributes", {})
+    context["link_url"] = lambda i: f"#link-{i}"
+    context["open_pixel_url"] = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
+    return context
+
+
+# Every top-level merge field a letter may read (the sandbox's own globals come on top).
+MERGE_FIELDS = frozenset(sample_context())
+
+
+def _extend_authoring() -> None:
+    """Let authoring validate and preview with the fields above, keeping its own.
+
+    A bridge while authoring.py (another change in flight) builds its sample context and
+    its list of merge fields itself: once it takes both from here, this goes.
+    """
+    from campaigns.letters import authoring
+
+    own = getattr(authoring, "sample_context", None)
+    if own is None or getattr(own, "extended_by_context", False):
+        return  # authoring imports this module itself now, or the bridge is in place
+
+    def extended(link_count: int = 0, *, contract: bool = True) -> dict[str, Any]:
+        theirs = own(link_count, contract=contract)
+        mine = sample_context(link_count, contract=contract)
+        for name in ("contact", "contract"):
+            if isinstance(theirs.get(name), Mapping) and isinstance(mine.get(name), Mapping):
+                mine[name] = {**theirs[name], **mine[name]}
+        return {**theirs, **mine}
+
+    extended.extended_by_context = True  # type: ignore[attr-defined]
+    authoring.sample_context = extended
+    authoring.MERGE_FIELDS = authoring.MERGE_FIELDS | MERGE_FIELDS
+    authoring.KNOWN_NAMES = authoring.KNOWN_NAMES | MERGE_FIELDS
+
+
+_extend_authoring()
