@@ -12,7 +12,7 @@ from campaigns.audience import segments
 from campaigns.db import require
 from campaigns.delivery import ledger
 from campaigns.errors import InvalidTransition, ValidationError
-from campaigns.letters import authoring
+from campaigns.letters import approvals, authoring
 from campaigns.models import (
     CAMPAIGN_TRANSITIONS,
     OPEN_STATES,
@@ -48,9 +48,9 @@ def create_campaign(
     if rate_per_minute is not None and not 1 <= rate_per_minute <= 1_000_000:
         raise ValidationError("the rate must be at least 1 letter a minute, or empty for none",
                               field="rate_per_minute")  # fmt: skip
-    check_pairing(
-        segments.get_segment(session, segment_id), authoring.get_version(session, letter_version_id)
-    )
+    version = authoring.get_version(session, letter_version_id)
+    approvals.check_usable(version)
+    check_pairing(segments.get_segment(session, segment_id), version)
     campaign = Campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
         holdout_percent=holdout_percent, rate_per_minute=rate_per_minute,
@@ -113,6 +113,8 @@ def _move(
 def schedule(session: Session, campaign_id: int, *, send_at: datetime) -> Campaign:
     """Schedule a draft campaign; the scheduler launches it once `send_at` has come."""
     campaign = get_campaign(session, campaign_id)
+    # Checked again: a rejection since the draft was made withdraws the approval.
+    approvals.check_usable(campaign.letter_version)
     campaign.send_at = send_at
     return _move(session, campaign, CampaignStatus.SCHEDULED)
 

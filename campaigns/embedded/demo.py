@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from campaigns.audience import contacts, segments
 from campaigns.delivery import scheduling
 from campaigns.letters import authoring
-from campaigns.models import Campaign, LetterCategory, LetterKind, SegmentTarget
+from campaigns.models import (
+    Approval,
+    Campaign,
+    Decision,
+    LetterCategory,
+    LetterKind,
+    SegmentTarget,
+)
 
 STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
 
@@ -47,6 +54,13 @@ def load(session: Session, *, today: date, now: datetime) -> Campaign:
             session, letter.id, subject=subject, html=(STOCK_DIR / filename).read_text(),
             layout_id=layout.id,
         )  # fmt: skip
+    # The demo sends its policy re-statement at once, but a legal letter needs a second
+    # user's approval and a new database has no users yet: the demo records it as its own.
+    policy = versions[LetterKind.POLICY]
+    session.add(Approval(version_id=policy.id, user_id=None, decision=Decision.APPROVED,
+                         comment="Stock letter, approved as the demo was loaded"))  # fmt: skip
+    session.flush()
+    session.expire(policy, ["decisions"])
     for email, first, last, product, days_left in PEOPLE:
         contact = contacts.create_contact(
             session, email, first_name=first, last_name=last,

@@ -156,7 +156,8 @@ class Approval(Base):
     version_id: Mapped[int] = mapped_column(
         ForeignKey("letter_versions.id", ondelete="CASCADE"), index=True
     )
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # None only for the stock letters the demo data schedules (see embedded/demo.py).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decision: Mapped[Decision] = mapped_column(String(20))
     comment: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)

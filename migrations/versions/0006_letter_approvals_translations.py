@@ -62,7 +62,7 @@ def upgrade() -> None:
         "letter_approvals",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("version_id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("decision", sa.String(length=20), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
         sa.Column("decided_at", campaigns.db.UTCDateTime(timezone=True), nullable=False),
