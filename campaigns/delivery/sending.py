@@ -28,7 +28,7 @@ from campaigns.delivery.mailer import (
 from campaigns.delivery.throttle import Throttle
 from campaigns.delivery.tokens import Tokens
 from campaigns.errors import ValidationError
-from campaigns.letters import context, rendering
+from campaigns.letters import context, rendering, translations
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -129,6 +129,7 @@ class Draft:
     contact: dict[str, Any]
     contract: dict[str, Any] | None
     renewal_url: str
+    locale: str = ""  # of the content chosen for the contact: a variant's, or the default
 
 
 def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[str, Any]:
@@ -328,7 +329,8 @@ def _drafts(
     contracts = _by_id(session, Contract, {d.contract_id for d in deliveries if d.contract_id})
     versions = _by_id(
         session, LetterVersion, {d.letter_version_id for d in deliveries},
-        selectinload(LetterVersion.links), joinedload(LetterVersion.letter),
+        selectinload(LetterVersion.links), selectinload(LetterVersion.variants),
+        joinedload(LetterVersion.letter),
     )  # fmt: skip
     campaigns = _by_id(session, Campaign, {d.campaign_id for d in deliveries if d.campaign_id})
     points = _service_points(session, set(contacts))
@@ -377,12 +379,13 @@ def _draft(
     delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
     campaign: Campaign | None, service_points: int,
 ) -> Draft:  # fmt: skip
+    content = translations.content_for(version, contact.locale)  # the contact's locale variant
     return Draft(
         delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
         campaign_id=delivery.campaign_id,
         rate_per_minute=campaign.rate_per_minute if campaign else None,
-        category=version.letter.category, kind=version.letter.kind, subject=version.subject,
-        html=version.compiled_html, text=version.compiled_text,
+        category=version.letter.category, kind=version.letter.kind, locale=content.locale,
+        subject=content.subject, html=content.html, text=content.text,
         links={link.position: link.id for link in version.links},
         contact={"email": contact.email, "first_name": contact.first_name,
                  "last_name": contact.last_name, "name": contact.display_name,
@@ -419,7 +422,7 @@ def _mark_in_flight(session: Session, draft: Draft, *, now: datetime) -> str | N
         update(Delivery)
         .where(Delivery.id == draft.delivery_id, Delivery.state == DeliveryState.SENDING,
                reachable, ~listed, running)
-        .values(in_flight_at=now)
+        .values(in_flight_at=now, locale=draft.locale)  # the ledger says which variant went
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     if getattr(marked, "rowcount", 0) == 1:

@@ -174,6 +174,7 @@ def add_version(
         for i, url in enumerate(urls)
     )
     session.flush()
+    session.expire(letter, ["versions"])
     return version
 
 

@@ -92,7 +92,7 @@ def save_edit(
     locale is validated again, against the layout (`"keep"`: the latest version's).
     """
     letter = authoring.get_letter(session, letter_id)
-    latest = letter.versions[-1] if letter.versions else None
+    latest = latest_version(session, letter.id)
     code = normalise(locale) or letter.default_locale
     own = _content_of(latest) if latest else None
     variants = {v.locale: _variant_content(v) for v in latest.variants} if latest else {}
@@ -117,9 +117,9 @@ def remove_variant(
 ) -> LetterVersion:
     """Save a new version without the latest version's variant for `locale`."""
     letter = authoring.get_letter(session, letter_id)
-    if not letter.versions:
+    latest = latest_version(session, letter.id)
+    if latest is None:
         raise ValidationError("the letter has no version yet", field="locale")
-    latest = letter.versions[-1]
     variants = {v.locale: _variant_content(v) for v in latest.variants}
     if variants.pop(normalise(locale), None) is None:
         raise ValidationError(f"version {latest.number} has no {locale} variant", field="locale")
@@ -129,6 +129,16 @@ def remove_variant(
         preheader=own.preheader, layout_id=latest.layout_id, created_by_id=created_by_id,
         variants=variants,
     )  # fmt: skip
+
+
+def latest_version(session: Session, letter_id: int) -> LetterVersion | None:
+    query = (
+        select(LetterVersion)
+        .where(LetterVersion.letter_id == letter_id)
+        .order_by(LetterVersion.number.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
 
 
 def _content_of(version: LetterVersion) -> authoring.Content:
