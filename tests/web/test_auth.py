@@ -9,7 +9,8 @@ from tests.web.conftest import PASSWORD, csrf_token, login
 
 
 def test_every_admin_route_declares_the_role_it_needs(app: Flask) -> None:
-    open_blueprints = {"auth", "public", "static", "favicon"}
+    # The API has no admin session: every route of it needs a key (the next test).
+    open_blueprints = {"auth", "public", "static", "favicon", "api"}
     undeclared = [
         rule.endpoint
         for rule in app.url_map.iter_rules()
@@ -17,6 +18,19 @@ def test_every_admin_route_declares_the_role_it_needs(app: Flask) -> None:
         and getattr(app.view_functions[rule.endpoint], "required_role", None) is None
     ]
     assert undeclared == []
+
+
+def test_every_api_route_but_its_documents_refuses_a_request_without_a_key(app: Flask) -> None:
+    client = app.test_client()
+    documents = {"api.openapi", "api.docs", "api.unknown"}  # api.unknown: the 404 catch-all
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api.") or rule.endpoint in documents:
+            continue
+        path = rule.rule.replace("<int:contact_id>", "1").replace("<int:contract_id>", "1")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            answer = client.open(path, method=method, json={})
+            assert answer.status_code == 401, (method, path, answer.status_code)
+    assert client.get("/api/v1/openapi.json").status_code == 200
 
 
 def test_a_visitor_who_is_not_logged_in_is_sent_to_the_login_page(app: Flask) -> None:
