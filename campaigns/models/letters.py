@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from campaigns.db import Base, created_at, intpk, utcnow
 from campaigns.errors import ValidationError
+
+if TYPE_CHECKING:
+    from campaigns.models.accounts import User
 
 
 class LetterKind(StrEnum):
@@ -105,6 +108,7 @@ class LetterVersion(Base):
     layout: Mapped[Layout | None] = relationship()
     links: Mapped[list[Link]] = relationship(order_by="Link.position")
     variants: Mapped[list[LetterVariant]] = relationship(order_by="LetterVariant.locale")
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     decisions: Mapped[list[Approval]] = relationship(order_by="Approval.decided_at")
 
     @property
@@ -161,6 +165,8 @@ class Approval(Base):
     decision: Mapped[Decision] = mapped_column(String(20))
     comment: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship()
 
 
 _IMMUTABLE = (LetterVersion, LetterVariant, Link, Approval)

@@ -12,7 +12,7 @@ from campaigns.audience import segments
 from campaigns.db import utcnow
 from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition, ValidationError
-from campaigns.letters import authoring
+from campaigns.letters import approvals, authoring
 from campaigns.models import DeliveryState, Role
 from campaigns.tracking import reports
 from campaigns.web.auth import requires
@@ -32,8 +32,10 @@ def campaign_list() -> str:
 @requires(Role.EDITOR)
 def campaign_new() -> str:
     with unit_of_work() as s:
+        versions = authoring.list_versions(s)
         return render_template("admin/campaign_new.html", segments=segments.list_segments(s),
-                               versions=authoring.list_versions(s))  # fmt: skip
+                               versions=versions,
+                               unusable=approvals.usability(s, versions))  # fmt: skip
 
 
 @bp.route("/campaigns", methods=["POST"])

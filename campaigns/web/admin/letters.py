@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from campaigns.errors import TemplateError, ValidationError
-from campaigns.letters import authoring
+from campaigns.errors import NotFound, PermissionDenied, TemplateError, ValidationError
+from campaigns.letters import approvals, authoring, history, translations
 from campaigns.models import LetterCategory, LetterKind, Role
 from campaigns.web.auth import requires
 from campaigns.web.context import unit_of_work
@@ -33,6 +33,7 @@ def letter_create() -> WerkzeugResponse:
             letter = authoring.create_letter(
                 s, form.get("name", ""), kind=LetterKind(form.get("kind", "other")),
                 category=LetterCategory(form.get("category", "service")),
+                default_locale=form.get("default_locale") or "en",
             )  # fmt: skip
             letter_id = letter.id
     except (ValidationError, ValueError) as exc:
@@ -44,42 +45,92 @@ def letter_create() -> WerkzeugResponse:
 @bp.route("/letters/<int:letter_id>")
 @requires(Role.VIEWER)
 def letter_detail(letter_id: int) -> str:
+    return _letter_page(letter_id, locale=request.args.get("locale"))
+
+
+def _letter_page(
+    letter_id: int, *, locale: str | None, form: authoring.Content | None = None
+) -> str:
     with unit_of_work() as s:
         letter = authoring.get_letter(s, letter_id)
-        return render_template("admin/letter.html", letter=letter,
-                               layouts=authoring.list_layouts(s),
-                               latest=letter.versions[-1] if letter.versions else None)  # fmt: skip
+        latest = letter.versions[-1] if letter.versions else None
+        code = translations.normalise(locale) or letter.default_locale
+        missing = translations.missing_locales(letter, latest, translations.contact_locales(s))
+        variants = [v.locale for v in latest.variants] if latest else []
+        locales = [letter.default_locale, *variants, *(m.language for m in missing)]
+        if code not in locales:
+            locales.append(code)
+        return render_template(
+            "admin/letter.html", letter=letter, latest=latest, layouts=authoring.list_layouts(s),
+            statuses={v.id: approvals.status(v) for v in letter.versions},
+            decisions=approvals.decisions(s, letter.id), missing=missing, locales=locales,
+            edit_locale=code, content=form or translations.editable_content(latest, code),
+            user_id=g.user["id"],
+        )  # fmt: skip
 
 
 @bp.route("/letters/<int:letter_id>/versions", methods=["POST"])
 @requires(Role.EDITOR)
 def version_create(letter_id: int) -> WerkzeugResponse | tuple[str, int]:
     form = request.form
+    content = authoring.Content(
+        subject=form.get("subject", ""), html=form.get("html", ""),
+        text=form.get("text") or None, preheader=form.get("preheader", ""),
+    )  # fmt: skip
+    locale = form.get("locale") or None
     try:
         with unit_of_work() as s:
-            version = authoring.add_version(
-                s, letter_id, subject=form.get("subject", ""), html=form.get("html", ""),
-                text=form.get("text") or None,
-                layout_id=int(form["layout_id"]) if form.get("layout_id") else None,
+            version = translations.save_edit(
+                s, letter_id, locale=locale, content=content,
+                layout_id=(int(form["layout_id"]) if form.get("layout_id") else None)
+                if "layout_id" in form else "keep",
                 created_by_id=g.user["id"],
             )  # fmt: skip
             number = version.number
     except ValidationError as exc:
         flash(f"Version not saved: {exc}", "error")
-        with unit_of_work() as s:
-            letter = authoring.get_letter(s, letter_id)
-            page = render_template("admin/letter.html", letter=letter, form=form,
-                                   layouts=authoring.list_layouts(s), latest=None)  # fmt: skip
-        return page, 400
+        return _letter_page(letter_id, locale=locale, form=content), 400
     flash(f"Saved version {number}.", "success")
-    return redirect(url_for("letters.letter_detail", letter_id=letter_id))
+    return redirect(url_for("letters.letter_detail", letter_id=letter_id, locale=locale or None))
+
+
+@bp.route("/letters/versions/<int:version_id>/<any(approve, reject):decision>", methods=["POST"])
+@requires(Role.EDITOR)
+def version_decide(version_id: int, decision: str) -> WerkzeugResponse:
+    comment = request.form.get("comment", "")
+    try:
+        with unit_of_work() as s:
+            letter_id = authoring.get_version(s, version_id).letter_id
+        with unit_of_work() as s:
+            if decision == "approve":
+                approvals.approve(s, version_id, user_id=g.user["id"], comment=comment)
+            else:
+                approvals.reject(s, version_id, user_id=g.user["id"], comment=comment)
+    except (ValidationError, PermissionDenied) as exc:
+        flash(f"Not recorded: {exc}", "error")
+    else:
+        flash(f"Version {'approved' if decision == 'approve' else 'rejected'}.", "success")
+    return redirect(url_for("letters.letter_detail", letter_id=letter_id) + "#approval")
+
+
+@bp.route("/letters/<int:letter_id>/diff")
+@requires(Role.VIEWER)
+def version_diff(letter_id: int) -> str:
+    try:
+        old, new = int(request.args.get("old", "")), int(request.args.get("new", ""))
+    except ValueError:
+        raise NotFound("choose two versions to compare") from None
+    with unit_of_work() as s:
+        letter = authoring.get_letter(s, letter_id)
+        return render_template("admin/letter_diff.html", letter=letter,
+                               comparison=history.compare(s, letter_id, old, new))  # fmt: skip
 
 
 @bp.route("/letters/versions/<int:version_id>/preview")
 @requires(Role.VIEWER)
 def version_preview(version_id: int) -> Response:
     with unit_of_work() as s:
-        sources = authoring.version_sources(s, version_id)
+        sources = translations.sources_for(s, version_id, request.args.get("locale"))
     # Rendered once the unit of work has closed: on SQLite even this read holds the write
     # lock, and a slow template would keep every other writer waiting.
     headers = {"Content-Security-Policy": PREVIEW_CSP}
