@@ -1,38 +1,22 @@
-"""Demo data: a few customers with contracts, the four stock letters, and a campaign to send."""
+"""Demo data: a few customers with contracts, the stock letters, and a campaign to send."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from campaigns.audience import contacts, segments
 from campaigns.delivery import scheduling
-from campaigns.letters import authoring
+from campaigns.letters import stock
 from campaigns.models import (
     Approval,
     Campaign,
     Decision,
-    LetterCategory,
     LetterKind,
     SegmentTarget,
 )
-
-STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
-
-# (file, letter name, kind, category, subject); the file names are ours, never user input.
-STOCK_LETTERS = [
-    ("welcome.html", "Welcome", LetterKind.WELCOME, LetterCategory.SERVICE,
-     "Welcome to {{ contract.product }}"),
-    ("expiry.html", "Expiry reminder", LetterKind.EXPIRY, LetterCategory.SERVICE,
-     "Your {{ contract.product }} cover ends on {{ contract.ends_on }}"),
-    ("renewal.html", "Renewal offer", LetterKind.RENEWAL, LetterCategory.MARKETING,
-     "Keep your {{ contract.product }} cover"),
-    ("policy.html", "Policy re-statement", LetterKind.POLICY, LetterCategory.LEGAL,
-     "Our support terms, re-stated"),
-]  # fmt: skip
 
 PEOPLE = [
     ("ada.lovelace@example.com", "Ada", "Lovelace", "Premium Support", 20),
@@ -46,14 +30,7 @@ PEOPLE = [
 
 def load(session: Session, *, today: date, now: datetime) -> Campaign:
     """Create the demo data and schedule its first campaign for `now`; return it."""
-    layout = authoring.create_layout(session, "Standard", (STOCK_DIR / "layout.html").read_text())
-    versions = {}
-    for filename, name, kind, category, subject in STOCK_LETTERS:
-        letter = authoring.create_letter(session, name, kind=kind, category=category)
-        versions[kind] = authoring.add_version(
-            session, letter.id, subject=subject, html=(STOCK_DIR / filename).read_text(),
-            layout_id=layout.id,
-        )  # fmt: skip
+    versions = stock.load(session)
     # The demo sends its policy re-statement at once, but a legal letter needs a second
     # user's approval and a new database has no users yet: the demo records it as its own.
     policy = versions[LetterKind.POLICY]
@@ -64,7 +41,7 @@ def load(session: Session, *, today: date, now: datetime) -> Campaign:
     for email, first, last, product, days_left in PEOPLE:
         contact = contacts.create_contact(
             session, email, first_name=first, last_name=last,
-            customer_since=today - timedelta(days=400 + days_left),
+            customer_since=today - timedelta(days=400 + 10 * days_left),
         )  # fmt: skip
         contacts.add_contract(
             session, contact.id, product=product, plan="Annual",

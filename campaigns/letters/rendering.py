@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -150,7 +151,16 @@ def render_version(
             field = "html"
             rendered_html = _render(HTML_ENV, html, context, field=field)
             field = "text"
-            rendered_text = _render(TEXT_ENV, text, context, field=field)
+            rendered_text = tidy_text(_render(TEXT_ENV, text, context, field=field))
     except deadlines.Expired:
         raise _too_slow(field, seconds) from None
     return Rendered(subject=rendered_subject, html=rendered_html, text=rendered_text)
+
+
+_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def tidy_text(text: str) -> str:
+    """The text part without what the template's tags left: spaces at line ends, blank runs."""
+    return _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("", text))

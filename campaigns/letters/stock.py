@@ -1,0 +1,88 @@
+"""The stock letters a new database starts with: files in templates/letters/, seeded as versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from campaigns.letters import authoring
+from campaigns.letters import context as _context  # noqa: F401  (its merge fields: see _extend_authoring)
+from campaigns.models import LetterCategory, LetterKind, LetterVersion
+
+STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
+LAYOUT_FILE = "layout.html"
+
+
+@dataclass(frozen=True)
+class StockLetter:
+    """One stock letter: its body file (ours, never user input) and what goes with it."""
+
+    file: str
+    name: str
+    kind: LetterKind
+    category: LetterCategory
+    subject: str
+    preheader: str
+
+    def html(self) -> str:
+        return (STOCK_DIR / self.file).read_text(encoding="utf-8")
+
+
+# Whole sentences in each branch, never pieces glued together, so each translates as a whole.
+STOCK_LETTERS = (
+    StockLetter(
+        "welcome.html", "Welcome", LetterKind.WELCOME, LetterCategory.SERVICE,
+        subject="Welcome to {{ contract.product }}",
+        preheader="Your cover runs until {{ format_date(contract.ends_on) }}. Here is what it "
+                  "includes and how to reach us.",
+    ),
+    StockLetter(
+        "expiry.html", "Expiry reminder", LetterKind.EXPIRY, LetterCategory.SERVICE,
+        subject="{% if contract.days_left > 7 %}Your {{ contract.product }} cover ends on "
+                "{{ format_date(contract.ends_on) }}{% else %}Last reminder: your "
+                "{{ contract.product }} cover ends on {{ format_date(contract.ends_on) }}"
+                "{% endif %}",
+        preheader="Renew in one click and keep your support without a gap.",
+    ),
+    StockLetter(
+        "renewal.html", "Renewal offer", LetterKind.RENEWAL, LetterCategory.MARKETING,
+        subject="{% if contract.discount %}Renew {{ contract.product }} with "
+                "{{ contract.discount.percent }}% off{% else %}Keep your {{ contract.product }} "
+                "cover going{% endif %}",
+        preheader="{% if contract.discount %}A loyalty discount for you: renew for "
+                  "{{ format_money(contract.discount.price, contract.currency) }}.{% else %}"
+                  "Renew for {{ format_money(contract.price, contract.currency) }} in one "
+                  "click.{% endif %}",
+    ),
+    StockLetter(
+        "policy.html", "Policy re-statement", LetterKind.POLICY, LetterCategory.LEGAL,
+        subject="Our support terms, re-stated",
+        preheader="Email support stays free; priority phone support is charged per incident. "
+                  "Please confirm you have read this.",
+    ),
+    StockLetter(
+        "survey.html", "Satisfaction survey", LetterKind.SURVEY, LetterCategory.SERVICE,
+        subject="How did we do?",
+        preheader="One click is all it takes: rate our support from 1 to 5.",
+    ),
+)  # fmt: skip
+
+
+def layout_html() -> str:
+    return (STOCK_DIR / LAYOUT_FILE).read_text(encoding="utf-8")
+
+
+def load(session: Session, *, layout_name: str = "Standard") -> dict[LetterKind, LetterVersion]:
+    """Create the stock layout and letters, each with a first version; return them by kind."""
+    layout = authoring.create_layout(session, layout_name, layout_html())
+    versions = {}
+    for stock in STOCK_LETTERS:
+        letter = authoring.create_letter(session, stock.name, kind=stock.kind,
+                                         category=stock.category)  # fmt: skip
+        versions[stock.kind] = authoring.add_version(
+            session, letter.id, subject=stock.subject, preheader=stock.preheader,
+            html=stock.html(), layout_id=layout.id,
+        )  # fmt: skip
+    return versions
