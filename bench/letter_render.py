@@ -7,6 +7,10 @@ its time budget, and the multipart message (with a DKIM signature on the second 
 version is the stock renewal offer in its stock layout, compiled (CSS inlined) once before the
 clock starts. The reference is `send_prebuilt`'s time per letter, measured in the same run:
 the cost of handing one pre-built letter to SMTP over a persistent connection.
+
+The goal is the issue's: at most 1.0 ms a letter on this machine without DKIM. It is printed
+in the ratio's terms (`goal` = 1.0 ms over the reference measured in the same run), so
+`ratio <= goal` says the goal is met. With DKIM the same goal is shown for comparison.
 """
 
 from __future__ import annotations
@@ -29,9 +33,7 @@ from campaigns.delivery.tokens import Tokens
 from campaigns.letters import authoring, stock
 from campaigns.models import LetterCategory, LetterKind
 
-# At most as long as handing the letter to SMTP; the issue's own goal is ≤ 1.0 ms a letter.
-GOAL = 1.0
-GOAL_MS = 1.0
+GOAL_MS = 1.0  # a letter, without DKIM
 RECIPIENTS = int(os.environ.get("BENCH_LETTER_RECIPIENTS", "2000"))
 ROUNDS = 5
 
@@ -44,7 +46,7 @@ def measure() -> Result:
     print(f"letter_render: {RECIPIENTS} recipients of the stock renewal offer, best of "
           f"{ROUNDS} rounds; {value:.3f} ms a letter (goal ≤ {GOAL_MS} ms: {verdict}); "
           f"send_prebuilt {reference:.3f} ms a letter", file=sys.stderr)  # fmt: skip
-    return Result("letter_render", value, "ms", reference, GOAL)
+    return Result("letter_render", value, "ms", reference, GOAL_MS / reference)
 
 
 def measure_dkim() -> Result:
@@ -63,7 +65,7 @@ def measure_dkim() -> Result:
     reference = _send_ms()
     print(f"letter_render_dkim: {value:.3f} ms a letter with a 2048-bit DKIM signature; "
           f"send_prebuilt {reference:.3f} ms a letter", file=sys.stderr)  # fmt: skip
-    return Result("letter_render_dkim", value, "ms", reference, GOAL)
+    return Result("letter_render_dkim", value, "ms", reference, GOAL_MS / reference)
 
 
 @functools.cache
