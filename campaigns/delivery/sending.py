@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -143,8 +144,6 @@ def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[
         delivery_id=draft.delivery_id, kind=draft.kind, contact=draft.contact,
         contract=draft.contract, renewal_target=draft.renewal_url, links=draft.links,
     )  # fmt: skip
-    # The discount a renewal letter offers travels in its signed renewal link, so the click
-    # records it (the ledger row has no column for it yet).
     merge_fields, _discount = context.build(
         recipient, company=settings.company, sender_name=settings.sender_name,
         public_url=settings.public_url, signer=tokens,
@@ -152,8 +151,17 @@ def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[
     return merge_fields
 
 
-def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, bytes]:
-    """Render the letter of one ledger row; return its fresh Message-ID and its bytes.
+class Composed(NamedTuple):
+    """One rendered letter: its Message-ID, its bytes, and what the ledger row keeps of it."""
+
+    message_id: str
+    data: bytes
+    detail: dict[str, Any]
+
+
+def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
+    """Render the letter of one ledger row: its fresh Message-ID, its bytes, and the detail
+    its ledger row keeps (the renewal discount it offered, if any).
 
     Call it outside any unit of work: rendering may take up to rendering.RENDER_SECONDS,
     and on SQLite an open transaction holds the write lock for every other writer.
@@ -174,7 +182,13 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> tuple[str, b
     )  # fmt: skip
     message_id = new_message_id(settings.sender_domain)
     data = build_message(letter, message_id=message_id, signer=dkim_signer(settings))
-    return message_id, data
+    discount = (merge_fields.get("contract") or {}).get("discount")
+    return Composed(message_id, data, {"discount": _plain(discount)} if discount else {})
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready values: amounts as strings, exactly as printed in the letter."""
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()}
 
 
 def deliver_batch(
@@ -207,7 +221,7 @@ def deliver_batch(
     pending: list[_Record] = []  # outcomes not yet written: they go with the next commit
     for index, prepared in enumerate(drafts):
         try:
-            message_id, data = compose(prepared, settings=settings, tokens=tokens)
+            message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
         except SQLAlchemyError:
             raise  # the database, not this letter: the actor's retry deals with it
         except Exception as exc:
@@ -232,7 +246,7 @@ def deliver_batch(
             break
         with db.unit_of_work() as session:
             _write(session, pending, now())
-            held = _mark_in_flight(session, prepared, now=now())
+            held = _mark_in_flight(session, prepared, now=now(), detail=detail)
         if held is not None:
             setattr(result, held, getattr(result, held) + 1)
             continue
@@ -402,7 +416,9 @@ def _draft(
     )  # fmt: skip
 
 
-def _mark_in_flight(session: Session, draft: Draft, *, now: datetime) -> str | None:
+def _mark_in_flight(
+    session: Session, draft: Draft, *, now: datetime, detail: dict[str, Any]
+) -> str | None:
     """Mark the row in flight if it may still go; else settle it and name the result field.
 
     One conditional UPDATE: the row is still ours (`sending`), its contact may still get
@@ -422,7 +438,8 @@ def _mark_in_flight(session: Session, draft: Draft, *, now: datetime) -> str | N
         update(Delivery)
         .where(Delivery.id == draft.delivery_id, Delivery.state == DeliveryState.SENDING,
                reachable, ~listed, running)
-        .values(in_flight_at=now, locale=draft.locale)  # the ledger says which variant went
+        # The ledger says which variant went, and what the letter offered.
+        .values(in_flight_at=now, locale=draft.locale, detail=detail)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     if getattr(marked, "rowcount", 0) == 1:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from campaigns.db import Base, created_at, intpk
+from campaigns.db import Base, JSONType, created_at, intpk
 
 
 class DeliveryState(StrEnum):
@@ -67,6 +68,11 @@ class Delivery(Base):
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
     # The locale of the version's content that went out: a variant's, or the letter's default.
     locale: Mapped[str | None] = mapped_column(String(20))
+    # What the letter computed for this recipient and must be kept as sent: the renewal
+    # discount offered ({"discount": {"percent", "amount", "price", "code"}}).
+    detail: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
     email: Mapped[str] = mapped_column(String(320))
     state: Mapped[DeliveryState] = mapped_column(String(20), default=DeliveryState.QUEUED)
     reason: Mapped[str] = mapped_column(Text, default="")
