@@ -6,11 +6,12 @@ from campaigns.web.admin import (
     campaigns,
     dashboard,
     imports,
+    layouts,
     letters,
     outbox,
     segments,
     users,
 )
 
-BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, campaigns.bp,
-              outbox.bp, users.bp, api_keys.bp]  # fmt: skip
+BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, layouts.bp,
+              campaigns.bp, outbox.bp, users.bp, api_keys.bp]  # fmt: skip
