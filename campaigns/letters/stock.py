@@ -1,7 +1,14 @@
-"""The stock letters a new database starts with: files in templates/letters/, seeded as versions."""
+"""The stock letters a new database starts with: files in templates/letters/, seeded as versions.
+
+Each letter's own content is English (templates/letters/*.html, subjects below); each other
+locale has a folder of the same body files and a letters.toml of subjects and preheaders
+(templates/letters/de/), seeded as that locale's variant of the same first version.
+"""
 
 from __future__ import annotations
 
+import functools
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +20,8 @@ from campaigns.models import LetterCategory, LetterKind, LetterVersion
 
 STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
 LAYOUT_FILE = "layout.html"
+# The locales each stock letter is translated into, besides its default (English).
+LOCALES = ("de",)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,23 @@ class StockLetter:
 
     def html(self) -> str:
         return (STOCK_DIR / self.file).read_text(encoding="utf-8")
+
+    def variant(self, locale: str) -> authoring.Content:
+        """This letter in `locale` (one of LOCALES): subject, preheader and HTML body."""
+        texts = _locale_texts(locale)[self.file]
+        return authoring.Content(
+            subject=texts["subject"], preheader=texts["preheader"],
+            html=(STOCK_DIR / locale / self.file).read_text(encoding="utf-8"),
+        )  # fmt: skip
+
+    def variants(self) -> dict[str, authoring.Content]:
+        return {locale: self.variant(locale) for locale in LOCALES}
+
+
+@functools.cache
+def _locale_texts(locale: str) -> dict[str, dict[str, str]]:
+    with (STOCK_DIR / locale / "letters.toml").open("rb") as file:
+        return tomllib.load(file)
 
 
 # Whole sentences in each branch, never pieces glued together, so each translates as a whole.
@@ -75,7 +101,11 @@ def layout_html() -> str:
 
 
 def load(session: Session, *, layout_name: str = "Standard") -> dict[LetterKind, LetterVersion]:
-    """Create the stock layout and letters, each with a first version; return them by kind."""
+    """Create the stock layout and letters, each with a first version; return them by kind.
+
+    The first version carries every translation as a variant (see translations.content_for),
+    so a new database sends each letter in English and in German from the start.
+    """
     layout = authoring.create_layout(session, layout_name, layout_html())
     versions = {}
     for stock in STOCK_LETTERS:
@@ -83,6 +113,6 @@ def load(session: Session, *, layout_name: str = "Standard") -> dict[LetterKind,
                                          category=stock.category)  # fmt: skip
         versions[stock.kind] = authoring.add_version(
             session, letter.id, subject=stock.subject, preheader=stock.preheader,
-            html=stock.html(), layout_id=layout.id,
+            html=stock.html(), layout_id=layout.id, variants=stock.variants(),
         )  # fmt: skip
     return versions
