@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from campaigns.delivery import scheduling
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryState, WorkerHeartbeat
@@ -108,15 +108,20 @@ def overdue_batches(
     Each row picked is marked due now, so it is picked again only after another `grace`.
     """
     cutoff = now - grace
-    other = aliased(Delivery)
-    progressing = exists().where(other.campaign_id == Delivery.campaign_id,
-                                 other.claimed_at > cutoff)  # fmt: skip
+    # An uncorrelated subquery, computed once: correlated per queued row, SQLite re-scanned
+    # the campaign's rows for each one (20,000 rows held the write lock for over 30 s).
+    progressing = (
+        select(Delivery.campaign_id)
+        .where(Delivery.claimed_at > cutoff, Delivery.campaign_id.is_not(None))
+        .distinct()
+    )
     ids = list(session.scalars(
         select(Delivery.id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .where(Delivery.state == DeliveryState.QUEUED,
                or_(Delivery.due_at.is_(None), Delivery.due_at <= cutoff),
-               Campaign.status == CampaignStatus.RUNNING, ~progressing)
+               Campaign.status == CampaignStatus.RUNNING,
+               Delivery.campaign_id.not_in(progressing))
         .order_by(Delivery.id)
     ))  # fmt: skip
     for start in range(0, len(ids), 1000):
