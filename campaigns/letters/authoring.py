@@ -7,7 +7,6 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from html.parser import HTMLParser
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from campaigns.db import require
 from campaigns.errors import TemplateError, ValidationError
 from campaigns.letters import fields, rendering
+from campaigns.letters.context import MERGE_FIELDS, sample_context
 from campaigns.letters.sandbox import HTML_ENV
 from campaigns.models import (
     Layout,
@@ -405,41 +405,8 @@ def html_to_text(compiled_html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def sample_context(link_count: int = 0, *, contract: bool = True) -> dict[str, Any]:
-    """A context with plausible values, for previews and validation renders.
-
-    Free attributes read as `[name]` whatever the name; at send time a recipient without
-    that attribute fails with the field named. Without `contract`, the context is that of
-    a recipient from a segment of contacts.
-    """
-    context: dict[str, Any] = {
-        "contact": {"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe",
-                    "name": "Jane Doe", "locale": "en",
-                    "attributes": fields.SampleFields("contact.attributes", {})},
-        "contract": {"product": "Premium Support", "plan": "Annual", "ends_on": date(2027, 1, 31),
-                     "starts_on": date(2026, 2, 1), "price": "480.00", "currency": "EUR",
-                     "service_points": 12,
-                     "attributes": fields.SampleFields("contract.attributes", {})},
-        "unsubscribe_url": "https://example.com/u/preview",
-        "renewal_url": "https://example.com/r/preview",
-        "open_pixel_url": "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
-        "link_url": lambda i: f"#link-{i}",
-        "sender_name": "Customer Care",
-    }  # fmt: skip
-    if not contract:
-        context.update(without_contract())
-    return context
-
-
-def without_contract() -> dict[str, Any]:
-    """The contract fields of a recipient whose ledger row carries no contract."""
-    why = ("this letter uses the contract, and this recipient has none (a segment of "
-           "contacts, not contracts)")  # fmt: skip
-    return {name: fields.missing_field(name, why) for name in fields.CONTRACT_FIELDS}
-
-
-# Every top-level merge field a letter may read; the sandbox's own globals come on top.
-MERGE_FIELDS = frozenset(sample_context())
+# Every name a letter may read: the merge fields (context.py), the sandbox's globals, and
+# `body` in a layout.
 KNOWN_NAMES = MERGE_FIELDS | set(HTML_ENV.globals) | {"body"}
 
 
@@ -464,6 +431,37 @@ def preview(sources: VersionSources, *, contract: bool = True) -> rendering.Rend
     field raises a TemplateError naming it. Call it after the unit of work has closed."""
     return _render_sample(sources.subject, sources.html, sources.text, sources.link_count,
                           contract=contract)  # fmt: skip
+
+
+def preview_content(
+    content: Content, layout: str | None, *, context: Mapping[str, Any]
+) -> rendering.Rendered:
+    """Render unsaved content with `context` for the editor's live preview; store nothing.
+
+    Checked as saving checks it (syntax errors with their line, unknown merge fields), then
+    compiled and rendered strictly: a field the context lacks raises a TemplateError naming
+    it. Call it outside any unit of work.
+    """
+    sources = [("subject", content.subject, False), ("html", content.html, True)]
+    if content.preheader:
+        sources.append(("preheader", content.preheader, True))
+    if content.text:
+        sources.append(("text", content.text, False))
+    if layout is not None:
+        sources.append(("layout", layout, True))
+    _fields_used(sources)
+    html, _urls = compile_html(content.html, layout, preheader=content.preheader)
+    return rendering.render_version(
+        subject=content.subject, html=html, text=content.text or html_to_text(html),
+        context=context,
+    )  # fmt: skip
+
+
+def layout_html(session: Session, layout_id: int | None) -> str | None:
+    """The HTML of a layout (None: no layout)."""
+    if layout_id is None:
+        return None
+    return require(session, Layout, layout_id, what="layout").html
 
 
 def _render_sample(

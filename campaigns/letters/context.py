@@ -311,11 +311,21 @@ def sample_context(
                   "attributes": {}} if contract else None,
         renewal_target="https://example.com/renew", links={},
     )  # fmt: skip
-    context, _ = build(recipient, company=company, sender_name="Customer Care",
-                       public_url="https://example.com", signer=_PreviewSigner(),
-                       now=SAMPLE_NOW)  # fmt: skip
+    context = preview_context(recipient, company=company, sender_name="Customer Care",
+                              public_url="https://example.com", now=SAMPLE_NOW)  # fmt: skip
     if isinstance(context["contract"], dict):
         context["contract"]["attributes"] = fields.SampleFields("contract.attributes", {})
+    return context
+
+
+def preview_context(
+    recipient: Recipient, *, company: Company, sender_name: str, public_url: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The merge context of a preview or test send: the recipient's values, links that
+    carry no real token (they track nothing), and an inline pixel."""
+    context, _ = build(recipient, company=company, sender_name=sender_name,
+                       public_url=public_url, signer=_PreviewSigner(), now=now)  # fmt: skip
     context["link_url"] = lambda i: f"#link-{i}"
     context["open_pixel_url"] = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
     return context
@@ -323,32 +333,3 @@ def sample_context(
 
 # Every top-level merge field a letter may read (the sandbox's own globals come on top).
 MERGE_FIELDS = frozenset(sample_context())
-
-
-def _extend_authoring() -> None:
-    """Let authoring validate and preview with the fields above, keeping its own.
-
-    A bridge while authoring.py (another change in flight) builds its sample context and
-    its list of merge fields itself: once it takes both from here, this goes.
-    """
-    from campaigns.letters import authoring
-
-    own = getattr(authoring, "sample_context", None)
-    if own is None or getattr(own, "extended_by_context", False):
-        return  # authoring imports this module itself now, or the bridge is in place
-
-    def extended(link_count: int = 0, *, contract: bool = True) -> dict[str, Any]:
-        theirs = own(link_count, contract=contract)
-        mine = sample_context(link_count, contract=contract)
-        for name in ("contact", "contract"):
-            if isinstance(theirs.get(name), Mapping) and isinstance(mine.get(name), Mapping):
-                mine[name] = {**theirs[name], **mine[name]}
-        return {**theirs, **mine}
-
-    extended.extended_by_context = True  # type: ignore[attr-defined]
-    authoring.sample_context = extended
-    authoring.MERGE_FIELDS = authoring.MERGE_FIELDS | MERGE_FIELDS
-    authoring.KNOWN_NAMES = authoring.KNOWN_NAMES | MERGE_FIELDS
-
-
-_extend_authoring()

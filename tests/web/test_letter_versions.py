@@ -188,6 +188,70 @@ def test_in_a_browser_an_editor_edits_a_policy_and_a_second_user_approves_it(
         assert s.scalar(select(User.email).where(User.role == Role.ADMIN)) == "admin@example.com"
 
 
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Chromium")
+def test_in_a_browser_the_preview_follows_the_editor_as_it_types_without_saving(
+    app: Flask, db: Database, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one database is enough for the browser")
+    from playwright.sync_api import expect, sync_playwright
+
+    letter_id = _policy_letter(db)
+    with db.unit_of_work() as s:
+        make_contact(s, "heidi@example.com", first_name="Heidi")
+    base, server = _serve(app)
+    shots = Path(os.environ.get("SHOTS_DIR", "/tmp/shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            _browser_login(page, base, "editor@example.com")
+            page.goto(f"{base}/letters/{letter_id}")
+            live = page.frame_locator("iframe.live-preview")
+            page.fill("input[name=subject]", "Our support terms, {{ contact.first_name }}")
+            page.locator("textarea[name=html]").press_sequentially(
+                "<p>Dear {{ contact.first_name }},</p><p>Email support stays free.</p>", delay=5
+            )
+            expect(live.locator("body")).to_contain_text("Dear Jane,")
+            expect(live.locator("body")).to_contain_text("Email support stays free.")
+            expect(page.locator("#live-subject")).to_have_text("Our support terms, Jane")
+
+            page.locator("textarea[name=html]").press_sequentially(
+                "<p>{{ contract.product ", delay=5
+            )
+            expect(page.locator("#live-error")).to_contain_text("line 1")
+            page.locator("textarea[name=html]").press_sequentially("}}</p>", delay=5)
+            expect(page.locator("#live-error")).to_be_hidden()
+            expect(live.locator("body")).to_contain_text("Premium Support")
+
+            page.fill("#recipient-search", "heidi")
+            expect(live.locator("body")).to_contain_text("Dear Heidi,")
+            page.select_option("#recipient-contract", "")
+            expect(page.locator("#live-error")).to_contain_text("{{ contract }} is missing")
+            page.select_option("#recipient-contract", index=1)
+            expect(page.locator("#live-error")).to_be_hidden()
+            page.click("button[data-scheme=dark]")
+            page.screenshot(path=str(shots / "letter-editor-laptop.png"), full_page=True)
+            with db.unit_of_work() as s:
+                assert s.scalars(select(LetterVersion)).all() == []  # nothing was saved
+
+            phone = browser.new_page(viewport={"width": 375, "height": 812})
+            _browser_login(phone, base, "editor@example.com")
+            phone.goto(f"{base}/letters/{letter_id}")
+            phone.fill("input[name=subject]", "Our terms")
+            phone.fill("textarea[name=html]", POLICY)
+            phone.click("button[data-width=phone]")
+            expect(phone.frame_locator("iframe.live-preview").locator("body")).to_contain_text(
+                "Email support stays free."
+            )
+            phone.locator("#live").scroll_into_view_if_needed()
+            phone.screenshot(path=str(shots / "letter-editor-phone.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+
+
 def _browser_login(page: object, base: str, email: str) -> None:
     page.goto(f"{base}/login")  # type: ignore[attr-defined]
     page.fill("input[name=email]", email)  # type: ignore[attr-defined]

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from campaigns.errors import NotFound, PermissionDenied, TemplateError, ValidationError
+from campaigns.delivery import test_sends
+from campaigns.delivery.mailer import SendError
+from campaigns.errors import (
+    ConfigError,
+    NotFound,
+    PermissionDenied,
+    TemplateError,
+    ValidationError,
+)
 from campaigns.letters import approvals, authoring, history, translations
 from campaigns.models import LetterCategory, LetterKind, Role
 from campaigns.web.auth import requires
-from campaigns.web.context import unit_of_work
+from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("letters", __name__)
 # The preview runs no script and loads nothing but inline styles and data: images.
@@ -141,3 +159,82 @@ def version_preview(version_id: int) -> Response:
         page = render_template("admin/letter_preview_error.html", error=str(exc))
         return Response(page, status=400, mimetype="text/html", headers=headers)
     return Response(rendered.html, mimetype="text/html", headers=headers)
+
+
+def _optional_id(name: str) -> int | None:
+    value = request.values.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValidationError(f"{name} must be a number", field=name)
+    return int(value)
+
+
+@bp.route("/letters/<int:letter_id>/live-preview", methods=["POST"])
+@requires(Role.EDITOR)
+def live_preview(letter_id: int) -> tuple[Response, int]:
+    """Render the editor's unsaved content (JSON): the letter, or the error and its line."""
+    form = request.form
+    content = authoring.Content(
+        subject=form.get("subject", ""), html=form.get("html", ""),
+        text=form.get("text") or None, preheader=form.get("preheader", ""),
+    )  # fmt: skip
+    try:
+        with unit_of_work() as s:
+            letter = authoring.get_letter(s, letter_id)
+            kind = letter.kind
+            latest = translations.latest_version(s, letter.id)
+            layout_id = (_optional_id("layout_id") if "layout_id" in form
+                         else latest.layout_id if latest else None)  # fmt: skip
+            layout = authoring.layout_html(s, layout_id)
+            who = test_sends.recipient(s, kind=kind, contact_id=_optional_id("contact_id"),
+                                       contract_id=_optional_id("contract_id"))  # fmt: skip
+        # Rendered once the unit of work has closed (see version_preview).
+        merge = test_sends.merge_fields(who, settings=settings(), kind=kind)
+        rendered = authoring.preview_content(content, layout, context=merge)
+    except (ValidationError, NotFound) as exc:
+        return jsonify(ok=False, error=str(exc), field=getattr(exc, "field", None),
+                       line=getattr(exc, "line", None)), 422  # fmt: skip
+    return jsonify(ok=True, subject=rendered.subject, html=rendered.html,
+                   text=rendered.text), 200  # fmt: skip
+
+
+@bp.route("/letters/recipients")
+@requires(Role.EDITOR)
+def recipient_search() -> Response:
+    """Contacts to preview a letter for, searched by e-mail (JSON)."""
+    with unit_of_work() as s:
+        found = test_sends.find_recipients(s, request.args.get("q", ""))
+        return jsonify(contacts=[{"id": c.id, "email": c.email, "name": c.name,
+                                  "contracts": c.contracts} for c in found])  # fmt: skip
+
+
+@bp.route("/letters/versions/<int:version_id>/test-send", methods=["POST"])
+@requires(Role.EDITOR)
+def test_send(version_id: int) -> WerkzeugResponse:
+    form = request.form
+    to = form.get("to", "")
+    locale = form.get("locale") or None
+    try:
+        with unit_of_work() as s:
+            prepared = test_sends.prepare(
+                s, version_id, locale=locale, contact_id=_optional_id("contact_id"),
+                contract_id=_optional_id("contract_id"),
+            )  # fmt: skip
+    except (ValidationError, NotFound) as exc:
+        flash(f"Test not sent: {exc}", "error")
+        with unit_of_work() as s:
+            letter_id = authoring.get_version(s, version_id).letter_id
+        return redirect(url_for("letters.letter_detail", letter_id=letter_id) + "#test-send")
+    back = url_for("letters.letter_detail", letter_id=prepared.letter_id, locale=locale)
+    try:
+        test_sends.send(prepared, to, settings=settings())
+    except (ValidationError, ConfigError, SendError) as exc:
+        flash(f"Test not sent: {exc}", "error")
+        outcome = f"not sent: {exc}"
+    else:
+        flash(f"Test of version {prepared.version_number} sent to {to.strip()}.", "success")
+        outcome = "sent"
+    with unit_of_work() as s:
+        test_sends.record(s, prepared, to=to.strip(), user_id=g.user["id"], outcome=outcome)
+    return redirect(back + "#test-send")
