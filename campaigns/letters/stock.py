@@ -15,7 +15,6 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from campaigns.letters import authoring
-from campaigns.letters import context as _context  # noqa: F401  (its merge fields: see _extend_authoring)
 from campaigns.models import LetterCategory, LetterKind, LetterVersion
 
 STOCK_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"

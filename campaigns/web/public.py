@@ -10,7 +10,6 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from campaigns.delivery.tokens import Tokens
 
 # Loaded with the app so the admin's previews know every merge field (context._extend_authoring).
-from campaigns.letters import context as _merge_fields  # noqa: F401
 from campaigns.tracking import events, renewals
 from campaigns.web.context import settings, unit_of_work
 

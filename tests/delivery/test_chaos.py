@@ -8,7 +8,6 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -30,13 +29,10 @@ def _sent(db: Database) -> int:
         return s.scalar(query) or 0
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_workers_killed_at_random_leave_every_row_settled_and_no_letter_doubled(
     db: Database, env: dict[str, str], smtp_server: SMTPCatcher, redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    # PostgreSQL: several worker processes on one database is the scale-out setting (SQLite
-    # is for one machine; see README, Operations).
     redis.Redis.from_url(redis_server.url).flushall()
     env = {**env, **FAST, "BATCH_SIZE": "200"}
     campaign_id = schedule_campaign(db, "Renewal", [f"c{i:05}@example.com" for i in range(LETTERS)])

@@ -160,7 +160,8 @@ def test_each_stock_letter_goes_out_in_german_whole_and_tracked(
             assert "shop.example.com" not in part, kind  # never the raw renewal URL
             assert "€480.00" not in part and "€90.00" not in part, kind  # not the English way
         body = _plain(html).split("<body", 1)[1]
-        assert not ENGLISH_WORDS.search(re.sub(r"<[^>]+>", " ", body.split('class="footer"')[0]))
+        assert not ENGLISH_WORDS.search(re.sub(r"<[^>]+>", " ", body))  # the footer too
+        assert "Sie erhalten diesen Brief" in body and 'lang="de"' in html, kind
         hrefs = re.findall(r'href="([^"]*)"', html)
         assert hrefs and all(TRACKED.match(h.replace("&amp;", "&")) for h in hrefs), (kind, hrefs)
         renewals = {h for h in hrefs if h.startswith(f"{PUBLIC}/r/")}
