@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.db import require
 from campaigns.errors import TemplateError, ValidationError
-from campaigns.letters import fields, rendering
+from campaigns.letters import fields, layouts, rendering
 from campaigns.letters.context import MERGE_FIELDS, sample_context
 from campaigns.letters.sandbox import HTML_ENV
 from campaigns.models import (
@@ -35,7 +35,6 @@ from campaigns.models.letters import LetterNeeds
 _JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"xjinja(\d+)x")
 _HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
-_BODY_SLOT = re.compile(r"{{\s*body\s*}}")
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _LINK_CALL = re.compile(r"link_url\((\d+)\)")
 _LOCALE = re.compile(r"([A-Za-z]{2,3})(?:[_-]([A-Za-z]{2}))?")
@@ -47,20 +46,18 @@ PIXEL = '<img src="{{ open_pixel_url }}" width="1" height="1" alt="" style="disp
 
 # Merge fields that need a stored part of the letter, by category and kind.
 REQUIRED_BY_CATEGORY = {LetterCategory.MARKETING: "unsubscribe_url"}
-REQUIRED_BY_KIND = {LetterKind.RENEWAL: "renewal_url"}
+REQUIRED_BY_KIND = {
+    LetterKind.RENEWAL: "renewal_url",
+    LetterKind.POLICY: "acknowledge_url",  # the acknowledgment is the evidence it was read
+    LetterKind.SURVEY: "rating_url",
+}
+# Gmail clips a message past 102 KB and hides the rest, unsubscribe line included.
+MAX_HTML_BYTES = 100 * 1024
 
 
 def create_layout(session: Session, name: str, html: str) -> Layout:
     """Create a layout; it must contain `{{ body }}` where each letter goes."""
-    if not _BODY_SLOT.search(html):
-        raise ValidationError(
-            "a layout must contain {{ body }} where the letter goes", field="html"
-        )
-    rendering.parse(html, field="layout")
-    layout = Layout(name=name.strip(), html=html)
-    session.add(layout)
-    session.flush()
-    return layout
+    return layouts.save_layout(session, None, name=name, html=html, user_id=None)
 
 
 def create_letter(
@@ -299,7 +296,13 @@ def _compile_and_try(
     """
     compiled_html, urls = compile_html(html, layout, preheader=preheader)
     compiled_text = text if text else html_to_text(compiled_html)
-    _render_sample(subject, compiled_html, compiled_text, len(urls))
+    size = len(_render_sample(subject, compiled_html, compiled_text, len(urls)).html.encode())
+    if size > MAX_HTML_BYTES:
+        raise ValidationError(
+            f"the letter's HTML is {size // 1024} KB with its layout; keep it under "
+            f"{MAX_HTML_BYTES // 1024} KB, or Gmail cuts it off (unsubscribe line included)",
+            field="html",
+        )
     if needs == LetterNeeds.CONTACT:
         _render_sample(subject, compiled_html, compiled_text, len(urls), contract=False)
     return compiled_html, urls, compiled_text
@@ -312,7 +315,7 @@ def compile_html(body: str, layout: str | None, *, preheader: str = "") -> tuple
     fields survive inlining untouched (even inside attributes). A preheader becomes the
     letter's first (hidden) text, where inboxes take their preview line from.
     """
-    source = _BODY_SLOT.sub(lambda _: body, layout) if layout else body
+    source = layouts.BODY_SLOT.sub(lambda _: body, layout) if layout else body
     if preheader:
         hidden = PREHEADER.format(_escape_outside_tags(preheader))
         opening = _BODY_TAG.search(source)

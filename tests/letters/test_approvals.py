@@ -16,6 +16,7 @@ from tests.factories import make_contact, make_segment
 POLICY = (
     "<p>Dear {{ contact.first_name }}, email support stays free; priority phone support is "
     'charged per incident.</p><p><a href="https://example.com/terms">Our terms</a></p>'
+    '<p><a href="{{ acknowledge_url }}">I have read the terms</a></p>'
 )
 
 

@@ -43,6 +43,29 @@ def test_a_renewal_letter_needs_a_renewal_link(db: Database) -> None:
 
 
 @pytest.mark.parametrize(
+    ("kind", "needed"),
+    [(LetterKind.POLICY, "acknowledge_url"), (LetterKind.SURVEY, "rating_url")],
+)
+def test_a_policy_letter_needs_an_acknowledgment_link_and_a_survey_rating_links(
+    db: Database, kind: LetterKind, needed: str
+) -> None:
+    with db.unit_of_work() as s, pytest.raises(ValidationError, match=needed):
+        make_version(s, html="<p>Read this</p>", kind=kind, category=LetterCategory.SERVICE)
+    with db.unit_of_work() as s:
+        link = "{{ acknowledge_url }}" if needed == "acknowledge_url" else "{{ rating_url(5) }}"
+        make_version(s, name="Linked", html=f'<p><a href="{link}">Yes</a></p>', kind=kind,
+                     category=LetterCategory.SERVICE)  # fmt: skip
+
+
+def test_a_letter_over_100_kb_is_refused_before_gmail_clips_it(db: Database) -> None:
+    paragraph = "<p>" + "Our support terms, in full detail. " * 30 + "</p>\n"
+    with db.unit_of_work() as s, pytest.raises(ValidationError, match="under 100 KB"):
+        make_version(s, html=paragraph * 110, category=LetterCategory.SERVICE)
+    with db.unit_of_work() as s:
+        make_version(s, name="Short", html=paragraph * 50, category=LetterCategory.SERVICE)
+
+
+@pytest.mark.parametrize(
     "payload",
     [
         "{{ ''.__class__.__mro__ }}",

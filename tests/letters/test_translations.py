@@ -147,9 +147,13 @@ def test_a_legal_translation_needs_its_own_approval(db: Database) -> None:
         letter = authoring.create_letter(
             s, "Terms", kind=LetterKind.POLICY, category=LetterCategory.LEGAL
         )
-        terms = authoring.Content(subject="Terms", html="<p>Terms</p>")
+        ack = '<p><a href="{{ acknowledge_url }}">OK</a></p>'
+        terms = authoring.Content(subject="Terms", html="<p>Terms</p>" + ack)
         translations.save_edit(s, letter.id, locale=None, content=terms)
         german = translations.save_edit(
-            s, letter.id, locale="de", content=authoring.Content(subject="AGB", html="<p>AGB</p>")
+            s,
+            letter.id,
+            locale="de",
+            content=authoring.Content(subject="AGB", html="<p>AGB</p>" + ack),
         )
         assert approvals.status(german).state == "awaiting approval"

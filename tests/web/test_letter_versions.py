@@ -16,7 +16,10 @@ from campaigns.models import LetterCategory, LetterKind, LetterVersion, Role, Us
 from tests.factories import make_contact
 from tests.web.conftest import PASSWORD, csrf_token, login
 
-POLICY = "<p>Dear {{ contact.first_name }},</p>\n<p>Email support stays free.</p>\n"
+POLICY = (
+    "<p>Dear {{ contact.first_name }},</p>\n<p>Email support stays free.</p>\n"
+    '<p><a href="{{ acknowledge_url }}">I have read the terms</a></p>\n'
+)
 
 
 def _policy_letter(db: Database) -> int:
@@ -211,7 +214,9 @@ def test_in_a_browser_the_preview_follows_the_editor_as_it_types_without_saving(
             live = page.frame_locator("iframe.live-preview")
             page.fill("input[name=subject]", "Our support terms, {{ contact.first_name }}")
             page.locator("textarea[name=html]").press_sequentially(
-                "<p>Dear {{ contact.first_name }},</p><p>Email support stays free.</p>", delay=5
+                "<p>Dear {{ contact.first_name }},</p><p>Email support stays free.</p>"
+                '<p><a href="{{ acknowledge_url }}">OK</a></p>',
+                delay=5,
             )
             expect(live.locator("body")).to_contain_text("Dear Jane,")
             expect(live.locator("body")).to_contain_text("Email support stays free.")
