@@ -46,6 +46,7 @@ class Settings:
     send_rate_per_second: int = 0  # 0: no global rate
     domain_rates: tuple[tuple[str, int], ...] = ()
     cookie_secure: bool = False
+    reply_to: str = ""  # where replies to letters go; empty: to the sender
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: workers export no metrics
     # Retired keys still accepted for tracking links already sent; never for sessions.
@@ -137,6 +138,7 @@ class Settings:
             send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 0, low=0, high=1_000_000),
             domain_rates=_domain_rates(env.get("DOMAIN_RATES", "")),
             cookie_secure=public_url.startswith("https://"),
+            reply_to=_reply_to(env.get("REPLY_TO", "")),
             metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "METRICS_PORT", 0, low=0, high=65535),
             old_secret_keys=old_keys,
@@ -253,6 +255,13 @@ def _dkim(env: Mapping[str, str], sender_email: str) -> dict[str, Any]:
         ) from None
     return {"dkim_private_key_file": path.resolve(), "dkim_selector": selector,
             "dkim_domain": domain.lower()}  # fmt: skip
+
+
+def _reply_to(raw: str) -> str:
+    _name, address = parseaddr(raw)
+    if raw and ("@" not in address or "\r" in raw or "\n" in raw):
+        raise ConfigError("REPLY_TO must look like 'Name <address@domain>' or an address")
+    return raw.strip()
 
 
 def _domain_rates(raw: str) -> tuple[tuple[str, int], ...]:

@@ -151,6 +151,11 @@ def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[
     return merge_fields
 
 
+# Letters a reader may unsubscribe from, so their headers offer it (RFC 8058 one-click);
+# legal letters (policy re-statements) reach everyone and offer no unsubscribe.
+UNSUBSCRIBABLE = (LetterCategory.MARKETING, LetterCategory.SERVICE)
+
+
 class Composed(NamedTuple):
     """One rendered letter: its Message-ID, its bytes, and what the ledger row keeps of it."""
 
@@ -170,8 +175,12 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
     rendered = rendering.render_version(
         subject=draft.subject, html=draft.html, text=draft.text, context=merge_fields
     )
-    headers: list[tuple[str, str]] = []
-    if draft.category == LetterCategory.MARKETING:
+    # Feedback-ID (Gmail's feedback loop): campaign or automation : kind : category : sender.
+    source = f"c{draft.campaign_id}" if draft.campaign_id is not None else "auto"
+    headers = [("Feedback-ID", f"{source}:{draft.kind}:{draft.category}:{settings.sender_domain}")]
+    if settings.reply_to:
+        headers.append(("Reply-To", settings.reply_to))
+    if draft.category in UNSUBSCRIBABLE:
         headers += [
             ("List-Unsubscribe", f"<{merge_fields['unsubscribe_url']}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),

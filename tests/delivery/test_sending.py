@@ -11,13 +11,16 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import select, update
 
+from campaigns.accounts import users
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
+from campaigns.letters import approvals
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -26,10 +29,13 @@ from campaigns.models import (
     Delivery,
     DeliveryState,
     Event,
+    LetterCategory,
+    Role,
 )
 from campaigns.web import create_app
 from tests.conftest import ROOT, wait_until
 from tests.factories import (
+    BODY,
     launch_now,
     ledger_rows,
     make_contact,
@@ -230,3 +236,37 @@ def test_a_pause_that_commits_while_the_batch_runs_stops_the_rest(
     rows = ledger_rows(db, campaign_id).values()
     assert {(r.state, r.attempts) for r in rows} == {(DeliveryState.QUEUED, 0)}
     assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("category", "unsubscribe"),
+    [(LetterCategory.MARKETING, True), (LetterCategory.SERVICE, True),
+     (LetterCategory.LEGAL, False)],
+)  # fmt: skip
+def test_headers_say_where_replies_go_which_feed_a_letter_is_and_how_to_unsubscribe(
+    db: Database, env: dict[str, str], smtp_server: SMTPCatcher, category: LetterCategory,
+    unsubscribe: bool,
+) -> None:  # fmt: skip
+    settings = Settings.from_env({**env, "REPLY_TO": "Support <help@example.com>"})
+    with db.unit_of_work() as s:
+        make_contact(s, "jane@example.com", first_name="Jane")
+        html = (
+            BODY if category == LetterCategory.MARKETING else "<p>Hi {{ contact.first_name }}</p>"
+        )
+        version = make_version(s, category=category, html=html)
+        if version.requires_approval:  # a legal letter: a second person approved it
+            checker = users.create_user(s, "legal@example.com", "a long password 123",
+                                        role=Role.EDITOR)  # fmt: skip
+            approvals.approve(s, version.id, user_id=checker.id)
+        campaign = scheduling.create_campaign(s, "Note", segment_id=make_segment(s).id,
+                                              letter_version_id=version.id)  # fmt: skip
+        scheduling.schedule(s, campaign.id, send_at=utcnow())
+        campaign_id = campaign.id
+    mailer = SMTPMailer(smtp_server.url)
+    sending.deliver_batch(db, launch_now(db)[0], mailer=mailer, settings=settings)
+    mailer.close()
+    letter = _parse(smtp_server.wait_for(1)[0].data)
+    assert letter["Reply-To"] == "Support <help@example.com>"
+    assert letter["Feedback-ID"] == f"c{campaign_id}:other:{category}:example.com"
+    assert ("List-Unsubscribe" in letter) is unsubscribe
+    assert (letter.get("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click") is unsubscribe
