@@ -403,6 +403,9 @@ def _draft(
     campaign: Campaign | None, service_points: int,
 ) -> Draft:  # fmt: skip
     content = translations.content_for(version, contact.locale)  # the contact's locale variant
+    person, cover, renewal_url = context.recipient_values(
+        contact, contract, service_points=service_points
+    )
     return Draft(
         delivery_id=delivery.id, email=delivery.email, attempts=delivery.attempts,
         campaign_id=delivery.campaign_id,
@@ -410,18 +413,7 @@ def _draft(
         category=version.letter.category, kind=version.letter.kind, locale=content.locale,
         subject=content.subject, html=content.html, text=content.text,
         links={link.position: link.id for link in version.links},
-        contact={"email": contact.email, "first_name": contact.first_name,
-                 "last_name": contact.last_name, "name": contact.display_name,
-                 "locale": contact.locale, "time_zone": contact.time_zone,
-                 "customer_since": contact.customer_since,
-                 "lifetime_spend": contact.lifetime_spend, "service_points": service_points,
-                 "attributes": dict(contact.attributes)},
-        contract=None if contract is None else {
-            "id": contract.id, "product": contract.product, "plan": contract.plan,
-            "starts_on": contract.starts_on, "ends_on": contract.ends_on, "price": contract.price,
-            "currency": contract.currency, "service_points": contract.service_points,
-            "attributes": dict(contract.attributes)},
-        renewal_url=(contract.renewal_url or "") if contract else "",
+        contact=person, contract=cover, renewal_url=renewal_url,
     )  # fmt: skip
 
 

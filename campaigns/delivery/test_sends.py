@@ -94,21 +94,11 @@ def recipient(
         .where(Contract.contact_id == contact.id, Contract.status == ContractStatus.ACTIVE)
     )  # fmt: skip
     # The same values a ledger row's letter gets (delivery.sending._draft).
-    return context.Recipient(
-        delivery_id=0, kind=kind, links={},
-        contact={"email": contact.email, "first_name": contact.first_name,
-                 "last_name": contact.last_name, "name": contact.display_name,
-                 "locale": contact.locale, "time_zone": contact.time_zone,
-                 "customer_since": contact.customer_since,
-                 "lifetime_spend": contact.lifetime_spend, "service_points": int(points or 0),
-                 "attributes": dict(contact.attributes)},
-        contract=None if contract is None else {
-            "id": contract.id, "product": contract.product, "plan": contract.plan,
-            "starts_on": contract.starts_on, "ends_on": contract.ends_on, "price": contract.price,
-            "currency": contract.currency, "service_points": contract.service_points,
-            "attributes": dict(contract.attributes)},
-        renewal_target=(contract.renewal_url or "") if contract else "",
-    )  # fmt: skip
+    person, cover, renewal_target = context.recipient_values(
+        contact, contract, service_points=int(points or 0)
+    )
+    return context.Recipient(delivery_id=0, kind=kind, links={}, contact=person, contract=cover,
+                             renewal_target=renewal_target)  # fmt: skip
 
 
 def merge_fields(

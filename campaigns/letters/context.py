@@ -49,7 +49,7 @@ from jinja2 import Undefined
 
 from campaigns.config import Company
 from campaigns.letters import fields
-from campaigns.models import LetterKind
+from campaigns.models import Contact, Contract, LetterKind
 
 RATINGS = range(1, 6)
 DATE_FORMATS = ("short", "medium", "long", "full")
@@ -191,6 +191,29 @@ def contract_fields(
     shown["discount"] = discount.fields() if discount else None
     shown["attributes"] = dict(contract.get("attributes") or {})
     return shown
+
+
+def recipient_values(
+    contact: Contact, contract: Contract | None, *, service_points: int
+) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """A contact and its contract as the plain values a letter reads (inside a unit of work):
+    the contact's, the contract's (None without one), and the contract's raw renewal URL."""
+    person = {
+        "email": contact.email, "first_name": contact.first_name,
+        "last_name": contact.last_name, "name": contact.display_name,
+        "locale": contact.locale, "time_zone": contact.time_zone,
+        "customer_since": contact.customer_since, "lifetime_spend": contact.lifetime_spend,
+        "service_points": service_points, "attributes": dict(contact.attributes),
+    }  # fmt: skip
+    if contract is None:
+        return person, None, ""
+    cover = {
+        "id": contract.id, "product": contract.product, "plan": contract.plan,
+        "starts_on": contract.starts_on, "ends_on": contract.ends_on, "price": contract.price,
+        "currency": contract.currency, "service_points": contract.service_points,
+        "attributes": dict(contract.attributes),
+    }  # fmt: skip
+    return person, cover, contract.renewal_url or ""
 
 
 @dataclass(frozen=True)
