@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
-from pathlib import Path
 
 import pytest
 from babel.dates import format_date as babel_date
@@ -28,11 +25,14 @@ from campaigns.models import Delivery, DeliveryState, LetterKind
 from tests.letters.test_stock_letters import (
     NOW,
     PUBLIC,
-    SETTINGS_ENV,
     TRACKED,
     _parts,
     _recipient,
+    settings,
+    sqlite_db,
 )
+
+__all__ = ["settings", "sqlite_db"]  # fixtures shared with the English letters' tests
 
 # The start of each German subject, which tells the letters apart in the catcher.
 SUBJECTS = {
@@ -55,20 +55,6 @@ SAYS = {
                         "90,00 €", "Ihre Servicepunkte", "Ich habe die Bedingungen gelesen"],
     LetterKind.SURVEY: ["Wie zufrieden sind Sie mit uns?", "1 bedeutet sehr unzufrieden"],
 }  # fmt: skip
-
-
-@pytest.fixture
-def sqlite_db(sqlite_template: Path, tmp_path: Path) -> Iterator[Database]:
-    path = tmp_path / "campaigns.db"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings.from_env(SETTINGS_ENV)
 
 
 ENGLISH_WORDS = re.compile(r"\b(Dear|Your|Renew|Kind regards|cover|Thank you)\b")
