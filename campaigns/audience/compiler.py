@@ -360,9 +360,10 @@ def engagement_clause(node: EngagementCondition, today: date) -> ColumnElement[b
             event.delivery_id.is_not(None),
         )
         if versions is not None:
-            query = query.where(
-                event.delivery_id.in_(
-                    select(Delivery.id).where(Delivery.letter_version_id.in_(versions))
-                )
+            # Joined, not `delivery_id IN (…)`: PostgreSQL then reaches each event's letter
+            # through the ledger's primary key instead of building the set of every delivery.
+            delivery = aliased(Delivery)
+            query = query.join(delivery, delivery.id == event.delivery_id).where(
+                delivery.letter_version_id.in_(versions)
             )
     return _count_test(query, "gte", node.at_least)
