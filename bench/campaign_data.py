@@ -65,7 +65,7 @@ def scheduled_campaign(database: Database) -> int:
             session, "Everyone (bench)", rules={"match": "all", "conditions": []}
         )
         letter = create_letter(
-            session, "Service notice (bench)", kind=LetterKind.POLICY,
+            session, "Service notice (bench)", kind=LetterKind.OTHER,
             category=LetterCategory.SERVICE,
         )  # fmt: skip
         version = add_version(
