@@ -78,6 +78,8 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         expect(page.get_by_label("Subject")).to_have_value(
             re.compile(r"^\{% if contract\.discount %\}Renew \{\{ contract\.product \}\}")
         )
+        live = page.frame_locator("iframe.live-preview")
+        expect(live.locator("body")).to_contain_text("Dear Jane")  # the editor's own preview
         page.screenshot(path=str(SCREENSHOTS / "letter-editor.png"), full_page=True)
 
         # Every contact row opens the contact's page, with the letters it was sent.
