@@ -1,4 +1,4 @@
-"""The import pass: read a job's file, check every row, write through `upserts` in one transaction.
+"""The import pass: read a job's file, check every row, stage and merge them in one transaction.
 
 The same pass serves the check (a dry run, rolled back at the end: it counts exactly what the
 import would add, change and reject) and the import (committed — or, in all-or-nothing mode
@@ -6,10 +6,13 @@ with a bad row, rolled back). Either way every change of the pass is one transac
 crash, a `kill -9` or a cancel leaves the database as it was; the job's final status and its
 row errors are written in that same transaction when it commits.
 
-Rows of one contact (one row per contract, contact columns repeated) are grouped and written
-as one item. Across the file, a compact record of each contact (its line and a hash of its
-values) and each contract key catches a contact with conflicting values and a contract that
-appears twice, without keeping the rows themselves.
+Rows are checked one by one as they are read and the good ones streamed into the stage of an
+`upserts.Batch` (COPY on PostgreSQL, which works on the rows while this process reads on);
+once the file is read, one set-based merge writes every contact (one item per contact: its
+first good row carries its fields, each of its rows one contract), and the outcomes and the
+merge's refusals are counted in SQL. Across the file, a compact record of each contact (its
+line and a hash of its values) and each contract key catches a contact with conflicting
+values and a contract that appears twice, without keeping the rows themselves.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from campaigns.errors import CampaignsError, ValidationError
 from campaigns.models import ImportJob, ImportMode, ImportStatus
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 4000  # rows per upsert call: a few thousand items, set-based SQL each
+CHUNK_ROWS = 4000  # rows between progress figures and looks for a cancel
 PROGRESS_SECONDS = 0.5
 _MASK = (1 << 64) - 1
 
@@ -70,17 +73,6 @@ class Tally:
         what = "A dry run: nothing was written. " if dry_run else ""
         return (f"{what}{self.rows} rows read, {self.rejected} rejected. Contacts: {contacts}. "
                 f"Contracts: {contracts}.")  # fmt: skip
-
-
-@dataclass
-class _Group:
-    """The rows of one contact within a chunk: one upsert item."""
-
-    record: dict[str, Any]
-    lines: list[int]
-    first: bool  # the contact's first appearance in the file: its outcome is counted
-    contracts: list[dict[str, Any]] = field(default_factory=list)
-    contract_lines: list[int] = field(default_factory=list)
 
 
 class _Spool:
@@ -200,24 +192,25 @@ def _pass(db: Database, job: ImportJob, files: imports.JobFiles,
     status = ImportStatus(job.status)
     figures = _Figures(db, job, files, status, on_progress)
     spool = _Spool()
-    reader = _Reader(mapper, spool)
     tally = Tally()
     session = db.sessions()
     try:
-        pending: dict[str, _Group] = {}
-        rows_in_chunk = 0
-        for line, row in csvfiles.rows(Path(job.source_path), fmt):
-            tally.rows += 1
-            rows_in_chunk += 1
-            reader.add(line, row, pending, tally)
-            if rows_in_chunk >= CHUNK_ROWS:
-                _write(session, job, mapper, pending, spool, tally)
-                pending, rows_in_chunk = {}, 0
-                figures.update(tally.rows)
-                if files.cancel_requested():
-                    raise Cancelled("cancelled by the user")
-        _write(session, job, mapper, pending, spool, tally)
+        batch = upserts.Batch(session, match=mapper.match, place="line", unique=True)
+        reader = _Reader(mapper, spool)
+        with batch.writer() as stage:
+            for line, row in csvfiles.rows(Path(job.source_path), fmt):
+                tally.rows += 1
+                reader.add(line, row, stage, tally)
+                if tally.rows % CHUNK_ROWS == 0:
+                    figures.update(tally.rows)
+                    if files.cancel_requested():
+                        raise Cancelled("cancelled by the user")
         figures.update(tally.rows, force=True)
+        batch.merge(source="import", user_id=job.user_id)
+        if files.cancel_requested():
+            raise Cancelled("cancelled by the user")
+        tally.contacts, tally.contracts = batch.counts()
+        _refused(batch, reader, spool, tally)
         keep = status == ImportStatus.IMPORTING and (
             job.mode == ImportMode.VALID_ROWS or tally.rejected == 0
         )
@@ -257,12 +250,17 @@ def _pass(db: Database, job: ImportJob, files: imports.JobFiles,
 
 
 class _Reader:
-    """Checks rows one by one and groups the good ones by contact."""
+    """Checks rows one by one and stages the good ones: a contact's first good row is the
+    head of its item (the item is that line), and every row stages its contract under its
+    own line."""
 
     def __init__(self, mapper: RowMapper, spool: _Spool) -> None:
         self.mapper, self.spool = mapper, spool
         self.contacts: dict[int, int] = {}  # hash(key) → line << 64 | hash(values)
         self.contracts: dict[int, int] = {}  # hash(contract key) → line
+        self.recent: dict[str, dict[str, Any]] = {}  # the last rows' contacts, to name changes
+        self.older: dict[str, dict[str, Any]] = {}
+        self.bare: dict[int, list[int]] = {}  # item → its later lines that stage nothing
 
     def reject(self, line: int, errors: list[FieldError], tally: Tally) -> None:
         for error in errors:
@@ -270,7 +268,8 @@ class _Reader:
             self.spool.add(line, column, error.value, _reason(error, column))
         tally.rejected += 1
 
-    def add(self, line: int, row: list[str], pending: dict[str, _Group], tally: Tally) -> None:
+    def add(self, line: int, row: list[str], stage: Callable[[tuple[Any, ...]], None],
+            tally: Tally) -> None:  # fmt: skip
         mapper = self.mapper
         if len(row) != mapper.width:
             self.spool.add(line, "", "", f"has {len(row)} values where the header has "
@@ -293,12 +292,11 @@ class _Reader:
             return
         values = hash(repr(sorted(contact.items()))) & _MASK
         seen = self.contacts.get(hash(key))
-        first = seen is None
         if seen is None:
             self.contacts[hash(key)] = line << 64 | values
         elif seen & _MASK != values:
-            group = pending.get(key)
-            differ = _differences(group.record, contact) if group else ""
+            earlier = self.recent.get(key) or self.older.get(key)
+            differ = _differences(earlier, contact) if earlier else ""
             self.reject(line, [FieldError(f"contact.{mapper.match}", key,
                         f"the same contact has other values on line {seen >> 64}{differ}")],
                         tally)  # fmt: skip
@@ -310,19 +308,22 @@ class _Reader:
             else:
                 contract_key = hash((key, contract.get("product", ""), contract.get("plan", "")))
                 field_name, shown = "contract.product", contract.get("product", "")
-            earlier = self.contracts.get(contract_key)
-            if earlier is not None:
+            earlier_line = self.contracts.get(contract_key)
+            if earlier_line is not None:
                 self.reject(line, [FieldError(field_name, shown, "duplicate in file: the same "
-                            f"contract as line {earlier}")], tally)  # fmt: skip
+                            f"contract as line {earlier_line}")], tally)  # fmt: skip
                 return
             self.contracts[contract_key] = line
-        group = pending.get(key)
-        if group is None:
-            group = pending[key] = _Group(contact, [], first)
-        group.lines.append(line)
-        if contract is not None:
-            group.contracts.append(contract)
-            group.contract_lines.append(line)
+        if seen is None:
+            self.recent[key] = contact
+            if len(self.recent) >= CHUNK_ROWS:
+                self.older, self.recent = self.recent, {}
+            stage(upserts.stage_row(line, line, None if contract is None else line, key,
+                                    contact, contract))  # fmt: skip
+        elif contract is not None:
+            stage(upserts.stage_row(seen >> 64, line, line, key, None, contract))
+        else:
+            self.bare.setdefault(seen >> 64, []).append(line)
 
 
 def _differences(first: dict[str, Any], other: dict[str, Any]) -> str:
@@ -336,40 +337,27 @@ def _reason(error: FieldError, column: str) -> str:
     return f"{error.field} {error.reason} (no column of the file fills it)"
 
 
-def _write(session: Any, job: ImportJob, mapper: RowMapper, pending: dict[str, _Group],
-           spool: _Spool, tally: Tally) -> None:  # fmt: skip
-    """Upsert one chunk's contacts; map refused items back to their lines and columns."""
-    if not pending:
+def _refused(batch: upserts.Batch, reader: _Reader, spool: _Spool, tally: Tally) -> None:
+    """Report the items the merge refused, each error on its line and column, and the other
+    lines of those contacts as not imported."""
+    refusals = batch.refusals()
+    if not refusals:
         return
-    groups = list(pending.values())
-    items = [{**g.record, "contracts": g.contracts} if g.contracts else g.record for g in groups]
-    outcomes = upserts.upsert(session, items, source="import", user_id=job.user_id,
-                              match=mapper.match)  # fmt: skip
-    for group, outcome in zip(groups, outcomes, strict=True):
-        if outcome.errors:
-            _reject_group(group, outcome.errors, mapper, spool, tally)
-            continue
-        if group.first:
-            tally.add(tally.contacts, outcome.contact)
-        for _contract_id, what in outcome.contracts:
-            tally.add(tally.contracts, what)
-
-
-def _reject_group(group: _Group, errors: list[FieldError], mapper: RowMapper, spool: _Spool,
-                  tally: Tally) -> None:  # fmt: skip
-    named: set[int] = set()
-    for error in errors:
-        line, name = group.lines[0], error.field
-        if name.startswith("contracts["):
-            index, _, rest = name.partition("].")
-            position = int(index.removeprefix("contracts["))
-            line, name = group.contract_lines[position], f"contract.{rest}"
-        column = mapper.column_of(name)
-        spool.add(line, column, error.value, _reason(FieldError(name, error.value, error.reason),
-                                                     column))  # fmt: skip
-        named.add(line)
-    for line in group.lines:
-        if line not in named:
-            spool.add(line, "", "", f"not imported: its contact has an error on line "
-                                    f"{min(named)}")  # fmt: skip
-    tally.rejected += len(set(group.lines))
+    items = {r.item for r in refusals}
+    lines: dict[int, set[int]] = {item: set(reader.bare.get(item, ())) for item in items}
+    for item, line, _n in batch.rows_of(items):
+        lines[item].add(line)
+    named: dict[int, set[int]] = {}
+    for refusal in refusals:
+        entity = "contact" if refusal.n is None else "contract"
+        line = refusal.item if refusal.n is None else refusal.n
+        name = f"{entity}.{refusal.field}"
+        column = reader.mapper.column_of(name)
+        error = FieldError(name, refusal.value or "", refusal.reason)
+        spool.add(line, column, error.value, _reason(error, column))
+        named.setdefault(refusal.item, set()).add(line)
+    for item, all_lines in lines.items():
+        first = min(named[item])
+        for line in sorted(all_lines - named[item]):
+            spool.add(line, "", "", f"not imported: its contact has an error on line {first}")
+        tally.rejected += len(all_lines | named[item])
