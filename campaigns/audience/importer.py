@@ -29,8 +29,8 @@ from typing import IO, Any
 from sqlalchemy import update
 
 from campaigns.audience import csvfiles, imports, upserts
-from campaigns.audience.mappings import RowMapper, check_mapping
-from campaigns.audience.records import FieldError, contact_record, contract_record
+from campaigns.audience.mappings import CONTACT_ORDER, RowMapper, check_mapping
+from campaigns.audience.records import FieldError
 from campaigns.db import Database, utcnow
 from campaigns.errors import CampaignsError, ValidationError
 from campaigns.models import ImportJob, ImportMode, ImportStatus
@@ -258,8 +258,9 @@ class _Reader:
         self.mapper, self.spool = mapper, spool
         self.contacts: dict[int, int] = {}  # hash(key) → line << 64 | hash(values)
         self.contracts: dict[int, int] = {}  # hash(contract key) → line
-        self.recent: dict[str, dict[str, Any]] = {}  # the last rows' contacts, to name changes
-        self.older: dict[str, dict[str, Any]] = {}
+        self.recent: dict[str, list[Any]] = {}  # the last rows' contacts, to name changes
+        self.older: dict[str, list[Any]] = {}
+        self.key = CONTACT_ORDER.index(mapper.match)
         self.bare: dict[int, list[int]] = {}  # item → its later lines that stage nothing
 
     def reject(self, line: int, errors: list[FieldError], tally: Tally) -> None:
@@ -276,21 +277,16 @@ class _Reader:
                                          f"{mapper.width} columns")  # fmt: skip
             tally.rejected += 1
             return
-        raw_contact, raw_contract, errors = mapper.raw(row)
-        contact, contact_errors = contact_record(raw_contact)
-        errors += contact_errors
-        contract: dict[str, Any] | None = None
-        if raw_contract:
-            contract, contract_errors = contract_record(raw_contract)
-            errors += contract_errors
-        key: str = contact.get(mapper.match) or ""
+        contact, contract, errors = mapper.typed(row)
+        key: str = contact[self.key] or ""
         if not key and not any(e.field == f"contact.{mapper.match}" for e in errors):
             errors.append(FieldError(f"contact.{mapper.match}", "", "is empty; every row needs "
                                      "one to find its contact"))  # fmt: skip
         if errors:
             self.reject(line, errors, tally)
             return
-        values = hash(repr(sorted(contact.items()))) & _MASK
+        attributes = contact[-1]
+        values = hash((*contact[:-1], attributes and tuple(attributes.items()))) & _MASK
         seen = self.contacts.get(hash(key))
         if seen is None:
             self.contacts[hash(key)] = line << 64 | values
@@ -302,12 +298,13 @@ class _Reader:
                         tally)  # fmt: skip
             return
         if contract is not None:
-            if contract.get("external_id"):
-                contract_key = hash(("id", contract["external_id"]))
-                field_name, shown = "contract.external_id", contract["external_id"]
+            external_id, product, plan = contract[0], contract[1] or "", contract[2] or ""
+            if external_id:
+                contract_key = hash(("id", external_id))
+                field_name, shown = "contract.external_id", external_id
             else:
-                contract_key = hash((key, contract.get("product", ""), contract.get("plan", "")))
-                field_name, shown = "contract.product", contract.get("product", "")
+                contract_key = hash((key, product, plan))
+                field_name, shown = "contract.product", product
             earlier_line = self.contracts.get(contract_key)
             if earlier_line is not None:
                 self.reject(line, [FieldError(field_name, shown, "duplicate in file: the same "
@@ -318,16 +315,16 @@ class _Reader:
             self.recent[key] = contact
             if len(self.recent) >= CHUNK_ROWS:
                 self.older, self.recent = self.recent, {}
-            stage(upserts.stage_row(line, line, None if contract is None else line, key,
-                                    contact, contract))  # fmt: skip
+            stage(upserts.stage_values(line, line, None if contract is None else line, key,
+                                       contact, contract))  # fmt: skip
         elif contract is not None:
-            stage(upserts.stage_row(seen >> 64, line, line, key, None, contract))
+            stage(upserts.stage_values(seen >> 64, line, line, key, None, contract))
         else:
             self.bare.setdefault(seen >> 64, []).append(line)
 
 
-def _differences(first: dict[str, Any], other: dict[str, Any]) -> str:
-    names = sorted(n for n in first.keys() | other.keys() if first.get(n) != other.get(n))
+def _differences(first: list[Any], other: list[Any]) -> str:
+    names = sorted(n for n, a, b in zip(CONTACT_ORDER, first, other, strict=True) if a != b)
     return f" ({', '.join(names)})" if names else ""
 
 

@@ -63,8 +63,11 @@ def _text(limit: int) -> Parser:
     return parse
 
 
+_id_text = _text(100)
+
+
 def _optional_id(raw: Any) -> str | None:
-    value = _text(100)(raw) if raw is not None else ""
+    value = _id_text(raw) if raw is not None else ""
     return value or None
 
 
@@ -116,8 +119,11 @@ def _count(raw: Any) -> int:
     return value
 
 
+_currency_text, _locale_text, _zone_text, _url_text = _text(10), _text(20), _text(64), _text(2000)
+
+
 def _currency(raw: Any) -> str:
-    value = _text(10)(raw).upper()
+    value = _currency_text(raw).upper()
     if value not in _currencies():
         raise ValueError("is not an ISO 4217 currency code such as EUR, USD or GBP")
     return value
@@ -129,7 +135,7 @@ def _currencies() -> frozenset[str]:
 
 
 def _locale(raw: Any) -> str:
-    value = _text(20)(raw).replace("-", "_")
+    value = _locale_text(raw).replace("-", "_")
     language, *rest = value.split("_")
     # pt_br → pt_BR, zh_hant_tw → zh_Hant_TW: the spelling Babel and the CLDR use.
     value = "_".join([language.lower(), *(p.title() if len(p) == 4 else p.upper() for p in rest)])
@@ -139,7 +145,7 @@ def _locale(raw: Any) -> str:
 
 
 def _time_zone(raw: Any) -> str:
-    value = _text(64)(raw)
+    value = _zone_text(raw)
     if value not in _zones():
         raise ValueError("is not a time zone such as Europe/Berlin or UTC")
     return value
@@ -151,7 +157,7 @@ def _zones() -> frozenset[str]:
 
 
 def _url(raw: Any) -> str | None:
-    value = _text(2000)(raw) if raw is not None else ""
+    value = _url_text(raw) if raw is not None else ""
     if not value:
         return None
     parts = urlsplit(value)
@@ -223,27 +229,43 @@ def check(
         try:
             record[name] = parse(value)
         except ValueError as exc:
-            errors.append(FieldError(f"{prefix}.{name}", _shown(value), str(exc)))
+            errors.append(refusal(prefix, name, value, exc))
     return record, errors
 
 
 def contact_record(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
     """Check a contact's fields; it must carry an e-mail address or an external id."""
     record, errors = check(raw, CONTACT_FIELDS, prefix="contact")
-    if "email" not in raw and not record.get("external_id"):
-        errors.append(FieldError("contact.email", "", "is required (or an external_id)"))
+    contact_rules(errors, has_email="email" in raw, external_id=record.get("external_id"))
     return record, errors
+
+
+def contact_rules(errors: list[FieldError], *, has_email: bool, external_id: Any) -> None:
+    """Add what is wrong with a contact's fields together (each field itself being valid)."""
+    if not has_email and not external_id:
+        errors.append(FieldError("contact.email", "", "is required (or an external_id)"))
 
 
 def contract_record(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
     """Check a contract's fields, and that it ends on or after its start."""
     record, errors = check(raw, CONTRACT_FIELDS, prefix="contract")
-    starts, ends = record.get("starts_on"), record.get("ends_on")
+    contract_rules(errors, record.get("starts_on"), record.get("ends_on"), record.get("product"))
+    return record, errors
+
+
+def contract_rules(errors: list[FieldError], starts: date | None, ends: date | None,
+                   product: str | None) -> None:  # fmt: skip
+    """Add what is wrong with a contract's fields together: an end before the start, an empty
+    product (None: not given)."""
     if starts is not None and ends is not None and ends < starts:
         errors.append(FieldError("contract.ends_on", str(ends), f"is before the start {starts}"))
-    if "product" in record and not record["product"]:
+    if product is not None and not product:
         errors.append(FieldError("contract.product", "", "is required"))
-    return record, errors
+
+
+def refusal(prefix: str, name: str, value: Any, exc: ValueError) -> FieldError:
+    """The FieldError of a value a parser refused."""
+    return FieldError(f"{prefix}.{name}", _shown(value), str(exc))
 
 
 def _shown(value: Any) -> str:

@@ -59,6 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
+from campaigns.audience import records
 from campaigns.audience.records import FieldError
 from campaigns.db import JSONType, UTCDateTime, utcnow
 from campaigns.models import (
@@ -92,10 +93,8 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "attributes": {},
 }
 CONTRACT_REQUIRED = ("product", "starts_on", "ends_on")
-CONTACT_FIELDS = ("email", "external_id", "first_name", "last_name", "locale", "time_zone",
-                  "status", "customer_since", "lifetime_spend", "attributes")  # fmt: skip
-CONTRACT_FIELDS = ("external_id", "product", "plan", "starts_on", "ends_on", "status", "price",
-                   "currency", "renewal_url", "service_points", "attributes")  # fmt: skip
+CONTACT_FIELDS = tuple(records.CONTACT_FIELDS)  # staged in this order, attributes last
+CONTRACT_FIELDS = tuple(records.CONTRACT_FIELDS)
 # Fields a record may set to null (clearing them); the others are only ever given or left out.
 NULLABLE = {"external_id", "customer_since", "renewal_url"}
 
@@ -142,6 +141,8 @@ ERRORS = Table(
     Column("fatal", Boolean, nullable=False),  # the item cannot be matched: nothing more checked
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )  # fmt: skip
+_NO_CONTACT = (None,) * len(CONTACT_FIELDS)
+_NO_CONTRACT = (None,) * len(CONTRACT_FIELDS)
 SQLITE_ROWS = 2000  # staged rows per executemany on SQLite
 
 
@@ -166,30 +167,38 @@ class Refusal:
     reason: str
 
 
-def stage_row(
-    item: int,
-    line: int,
-    n: int | None,
-    key: str | None,
-    contact: dict[str, Any] | None,
-    contract: dict[str, Any] | None,
-) -> tuple[Any, ...]:
+def stage_row(item: int, line: int, n: int | None, key: str | None, contact: dict[str, Any] | None,
+              contract: dict[str, Any] | None) -> tuple[Any, ...]:  # fmt: skip
     """One staged row from checked records (`contact` on the item's head row only)."""
-    values: list[Any] = [item, line, n, contact is not None, key]
+    lists: list[list[Any] | None] = []
+    masks: list[int] = []
     for record, names in ((contact, CONTACT_FIELDS), (contract, CONTRACT_FIELDS)):
+        values = None if record is None else [record.get(name) for name in names]
         nulls = 0
-        if record is None:
-            values += [None] * len(names)
-        else:
-            for bit, name in enumerate(names):
-                value = record.get(name)
-                if value is None:
-                    nulls |= (name in record) << bit
-                elif name == "attributes":
-                    value = json.dumps(value)
-                values.append(value)
-        values.append(nulls)
-    return tuple(values)
+        for bit, name in enumerate(names):
+            if record is not None and name in record and record[name] is None:
+                nulls |= 1 << bit
+        lists.append(values)
+        masks.append(nulls)
+    return stage_values(item, line, n, key, lists[0], lists[1], *masks)
+
+
+def stage_values(item: int, line: int, n: int | None, key: str | None,
+                 contact: list[Any] | None, contract: list[Any] | None,
+                 nulls: int = 0, contract_nulls: int = 0) -> tuple[Any, ...]:  # fmt: skip
+    """One staged row from checked values in CONTACT_FIELDS / CONTRACT_FIELDS order (None: not
+    given, unless its bit in `nulls` says it was sent as null)."""
+    if contact is None:
+        head: tuple[Any, ...] = (False, key, *_NO_CONTACT)
+    else:
+        attributes = contact[-1]
+        head = (True, key, *contact[:-1], None if attributes is None else json.dumps(attributes))
+    if contract is None:
+        tail: tuple[Any, ...] = _NO_CONTRACT
+    else:
+        attributes = contract[-1]
+        tail = (*contract[:-1], None if attributes is None else json.dumps(attributes))
+    return (item, line, n, *head, nulls, *tail, contract_nulls)
 
 
 class Batch:
