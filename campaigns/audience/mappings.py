@@ -4,7 +4,8 @@ A mapping is plain JSON, `{"columns": {"E-mail": "contact.email", ...}, "match":
 Fields are `contact.<name>`, `contract.<name>`, or a typed custom attribute
 `contact.attributes.<name>:<type>` (and `contract.attributes...`) where the type is text,
 number, date or bool. `RowMapper` turns one CSV row into the raw contact and contract values
-that `records.contact_record` / `contract_record` check.
+that `records.contact_record` / `contract_record` check, or (`typed`, the import's way) checks
+the row's cells with the same records.py parsers and rules straight into value lists.
 """
 
 from __future__ import annotations
