@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import Connection, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.delivery import feedback, ledger, scheduling
+from campaigns.delivery import feedback, ledger, marks, scheduling
 from campaigns.delivery.mailer import (
     AmbiguousSendError,
     Letter,
@@ -26,6 +27,7 @@ from campaigns.delivery.mailer import (
     dkim_signer,
     new_message_id,
 )
+from campaigns.delivery.marks import Outcome
 from campaigns.delivery.throttle import Throttle
 from campaigns.delivery.tokens import Tokens
 from campaigns.errors import ValidationError
@@ -94,15 +96,8 @@ def finish(
     message_id: str | None = None, now: datetime | None = None,
 ) -> None:  # fmt: skip
     """Record the outcome of a row that is `sending`."""
-    values: dict[str, Any] = {"state": state, "reason": reason[:2000], "in_flight_at": None}
-    if state == DeliveryState.SENT:
-        values.update(message_id=message_id, sent_at=now or utcnow())
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    marks.record(session.connection(), [Outcome(delivery_id, state, reason, message_id)],
+                 now=now or utcnow())  # fmt: skip
 
 
 def suppression_reason(contact: Contact, category: LetterCategory) -> str | None:
@@ -227,78 +222,90 @@ def deliver_batch(
     drafts = _read_batch(db, claimed, result, now=now())
     result.skipped += len(delivery_ids) - len(claimed)
     campaigns = {d.campaign_id for d in drafts if d.campaign_id is not None}
-    pending: list[_Record] = []  # outcomes not yet written: they go with the next commit
-    for index, prepared in enumerate(drafts):
-        try:
-            message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
-        except SQLAlchemyError:
-            raise  # the database, not this letter: the actor's retry deals with it
-        except Exception as exc:
-            # Whatever went wrong preparing this one letter (a template, a broken row, a
-            # header), it fails this row only, with the reason; the batch goes on.
-            if not isinstance(exc, ValidationError):
-                log.exception("letter of ledger row %s could not be prepared", prepared.delivery_id)
-            pending.append(_Record(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
-            result.failed += 1
-            continue
-        if throttle is not None and not throttle.wait(
-            campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
-            domain=prepared.email.rpartition("@")[2],
-        ):  # fmt: skip
-            # A rate is saturated: hand this row and the rest back untouched, for later.
-            rest = [d.delivery_id for d in drafts[index:]]
-            with db.unit_of_work() as session:
+    pending: list[Outcome] = []  # outcomes not yet written: they go with the next commit
+    # One connection for the batch: each letter's short transaction runs on it (marks.py).
+    with db.engine.connect() as connection:
+        for index, prepared in enumerate(drafts):
+            try:
+                message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
+            except SQLAlchemyError:
+                raise  # the database, not this letter: the actor's retry deals with it
+            except Exception as exc:
+                # Whatever went wrong preparing this one letter (a template, a broken row, a
+                # header), it fails this row only, with the reason; the batch goes on.
+                if not isinstance(exc, ValidationError):
+                    log.exception("letter of ledger row %s could not be prepared",
+                                  prepared.delivery_id)  # fmt: skip
+                pending.append(Outcome(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
+                result.failed += 1
+                continue
+            if throttle is not None and not throttle.wait(
+                campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
+                domain=prepared.email.rpartition("@")[2],
+            ):  # fmt: skip
+                # A rate is saturated: hand this row and the rest back untouched, for later.
+                rest = [d.delivery_id for d in drafts[index:]]
+                with _unit(connection) as session:
+                    _write(session, pending, now())
+                    release(session, rest, refund=True,
+                            due_at=now() + timedelta(seconds=DEFER_SECONDS))  # fmt: skip
+                result.deferred.extend(rest)
+                break
+            with _unit(connection) as session:
                 _write(session, pending, now())
-                release(session, rest, refund=True,
-                        due_at=now() + timedelta(seconds=DEFER_SECONDS))  # fmt: skip
-            result.deferred.extend(rest)
-            break
-        with db.unit_of_work() as session:
+                held = None
+                if not marks.mark_in_flight(
+                    connection, prepared.delivery_id, prepared.category, now=now(),
+                    locale=prepared.locale, detail=detail,
+                ):  # fmt: skip
+                    held = _settle_unmarked(session, prepared, now=now())
+            if held is not None:
+                setattr(result, held, getattr(result, held) + 1)
+                continue
+            outcome = _send(mailer, (settings.sender_email, [prepared.email], data),
+                            prepared.attempts)  # fmt: skip
+            if outcome.state is None:
+                due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
+                with _unit(connection) as session:
+                    if outcome.stop_batch:
+                        # The server is unreachable: give every remaining row back untouched.
+                        rest = [d.delivery_id for d in drafts[index:]]
+                        release(session, rest, refund=True, due_at=due_at)
+                        result.retry.extend(rest)
+                        break
+                    release(session, [prepared.delivery_id], due_at=due_at)
+                result.retry.append(prepared.delivery_id)
+                continue
+            pending.append(Outcome(prepared.delivery_id, outcome.state, outcome.reason,
+                                   message_id))  # fmt: skip
+            setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
+        with _unit(connection) as session:
             _write(session, pending, now())
-            held = _mark_in_flight(session, prepared, now=now(), detail=detail)
-        if held is not None:
-            setattr(result, held, getattr(result, held) + 1)
-            continue
-        outcome = _send(mailer, (settings.sender_email, [prepared.email], data), prepared.attempts)
-        if outcome.state is None:
-            due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
-            with db.unit_of_work() as session:
-                if outcome.stop_batch:
-                    # The server is unreachable: give every remaining row back untouched.
-                    rest = [d.delivery_id for d in drafts[index:]]
-                    release(session, rest, refund=True, due_at=due_at)
-                    result.retry.extend(rest)
-                    break
-                release(session, [prepared.delivery_id], due_at=due_at)
-            result.retry.append(prepared.delivery_id)
-            continue
-        pending.append(_Record(prepared.delivery_id, outcome.state, outcome.reason, message_id))
-        setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
-    with db.unit_of_work() as session:
-        _write(session, pending, now())
-        for campaign_id in campaigns:
-            if feedback.pause_on_error_storm(session, campaign_id) is None:
-                scheduling.complete_if_done(session, campaign_id, now=now())
+            for campaign_id in campaigns:
+                if feedback.pause_on_error_storm(session, campaign_id) is None:
+                    scheduling.complete_if_done(session, campaign_id, now=now())
     return result
 
 
-@dataclass(frozen=True)
-class _Record:
-    """An outcome to write: a row's final state, with the reason and Message-ID."""
+@contextmanager
+def _unit(connection: Connection) -> Iterator[Session]:
+    """One transaction on the batch's connection, with a session joined to it for the
+    domain functions of the rare paths; committed when the block ends cleanly."""
+    with connection.begin():
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+            session.flush()
+        finally:
+            session.close()
 
-    delivery_id: int
-    state: DeliveryState
-    reason: str = ""
-    message_id: str | None = None
 
-
-def _write(session: Session, pending: list[_Record], now: datetime) -> None:
+def _write(session: Session, pending: list[Outcome], now: datetime) -> None:
     """Write the outcomes waiting for a commit, and forget them."""
-    for record in pending:
-        finish(session, record.delivery_id, record.state, reason=record.reason,
-               message_id=record.message_id, now=now)  # fmt: skip
-        if record.state == DeliveryState.FAILED:
-            feedback.suppress_if_hard_bounce(session, record.delivery_id, record.reason)
+    marks.record(session.connection(), pending, now=now)
+    for outcome in pending:
+        if outcome.state == DeliveryState.FAILED:
+            feedback.suppress_if_hard_bounce(session, outcome.delivery_id, outcome.reason)
     pending.clear()
 
 
@@ -417,34 +424,11 @@ def _draft(
     )  # fmt: skip
 
 
-def _mark_in_flight(
-    session: Session, draft: Draft, *, now: datetime, detail: dict[str, Any]
-) -> str | None:
-    """Mark the row in flight if it may still go; else settle it and name the result field.
-
-    One conditional UPDATE: the row is still ours (`sending`), its contact may still get
-    this category of letter (an unsubscribe that committed meanwhile wins), and its
-    campaign is still running (a pause meanwhile wins).
-    """
+def _settle_unmarked(session: Session, draft: Draft, *, now: datetime) -> str:
+    """Settle a row that `marks.mark_in_flight` refused, and name the result field: no
+    longer ours (taken back by the reaper), suppressed meanwhile, or its campaign paused."""
     blocked = ledger.SUPPRESSED_STATUSES[draft.category]
-    reachable = exists().where(Contact.id == Delivery.contact_id, Contact.status.not_in(blocked),
-                               Contact.erased_at.is_(None))  # fmt: skip
     listed = exists().where(Suppression.email == Delivery.email)
-    running = or_(
-        Delivery.campaign_id.is_(None),
-        exists().where(Campaign.id == Delivery.campaign_id,
-                       Campaign.status == CampaignStatus.RUNNING),
-    )  # fmt: skip
-    marked = session.execute(
-        update(Delivery)
-        .where(Delivery.id == draft.delivery_id, Delivery.state == DeliveryState.SENDING,
-               reachable, ~listed, running)
-        # The ledger says which variant went, and what the letter offered.
-        .values(in_flight_at=now, locale=draft.locale, detail=detail)
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
-    if getattr(marked, "rowcount", 0) == 1:
-        return None
     state, status, erased, on_list = session.execute(
         select(Delivery.state, Contact.status, Contact.erased_at, listed)
         .join(Contact, Contact.id == Delivery.contact_id)
@@ -471,27 +455,27 @@ def _reason(exc: Exception) -> str:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class _Reply:
     state: DeliveryState | None  # None: release the row for a later try
     reason: str = ""
     stop_batch: bool = False
 
 
-def _send(mailer: Mailer, envelope: tuple[str, list[str], bytes], attempts: int) -> _Outcome:
+def _send(mailer: Mailer, envelope: tuple[str, list[str], bytes], attempts: int) -> _Reply:
     try:
         mailer.send(*envelope)
     except PermanentSendError as exc:
-        return _Outcome(DeliveryState.FAILED, str(exc))
+        return _Reply(DeliveryState.FAILED, str(exc))
     except AmbiguousSendError as exc:
-        return _Outcome(DeliveryState.AMBIGUOUS, str(exc))
+        return _Reply(DeliveryState.AMBIGUOUS, str(exc))
     except TransientSendError as exc:
         if exc.server_down:
             log.warning("SMTP unreachable, batch released: %s", exc)
-            return _Outcome(None, str(exc), stop_batch=True)
+            return _Reply(None, str(exc), stop_batch=True)
         if attempts >= MAX_ATTEMPTS:
-            return _Outcome(DeliveryState.FAILED, f"gave up after {attempts} attempts: {exc}")
-        return _Outcome(None, str(exc))
-    return _Outcome(DeliveryState.SENT)
+            return _Reply(DeliveryState.FAILED, f"gave up after {attempts} attempts: {exc}")
+        return _Reply(None, str(exc))
+    return _Reply(DeliveryState.SENT)
 
 
 def release(
