@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import (
@@ -20,10 +21,11 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from campaigns import writer_queue
 from campaigns.errors import NotFound
 
 NAMING_CONVENTION = {
@@ -86,10 +88,20 @@ class Base(DeclarativeBase):
     }
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite files get WAL, a busy timeout and enforced foreign keys."""
+    """Create an engine; SQLite files get WAL, a busy timeout, enforced foreign keys, and a
+    queue in which their writers take turns (campaigns.writer_queue)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_SECONDS}
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            connect_args["factory"] = writer_queue.connection_factory(
+                Path(database).resolve(), timeout=SQLITE_BUSY_SECONDS
+            )
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own BEGIN handling defers the write lock; issue BEGIN ourselves so
         # SELECT-then-UPDATE transactions take it up front instead of failing on upgrade.
@@ -101,8 +113,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    reading = conn.get_execution_options().get("reading", False)
-    conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+    if conn.get_execution_options().get("reading", False):
+        conn.exec_driver_sql("BEGIN")
+        return
+    raw = conn.connection.dbapi_connection
+    if isinstance(raw, writer_queue.QueuedConnection):
+        raw.take_turn()
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -111,7 +128,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.close()
 
 
