@@ -1,27 +1,38 @@
-"""The send path's per-letter writes, as SQL prepared once and run on the batch's connection.
+"""The send path's per-letter writes: SQL prepared once, written by one thread per process.
 
-Before each letter goes to SMTP, one short transaction records the outcomes of the letters
-sent since the last one and marks this letter in flight. Written with the ORM (`update()`
-built per call, its cache key computed, the ORM's bulk-update path) these two statements
-cost about a millisecond of Python per letter on SQLite — more than rendering and sending
-the letter put together. Here they are SQL text built once per letter category and run
-with typed parameters on one `Connection` held for the batch: a tenth of that.
+Before each letter goes to SMTP, its row is marked in flight (so a crash leaves at most that
+one letter's fate unknown), and the outcomes of the letters sent since are recorded.
 
-The SQL is the same on SQLite and PostgreSQL. Only these two hot statements live here; the
-rare paths (a mark refused, a hard bounce, a release) keep using the domain functions.
+- Written with the ORM (`update()` built per call, its cache key computed, the ORM's
+  bulk-update path) these two statements cost about a millisecond of Python per letter —
+  more than rendering and sending the letter. Here they are SQL text built once per letter
+  category and run with typed parameters: a tenth of that. The SQL is the same on SQLite
+  and PostgreSQL.
+- A `Writer` thread does them for every sending thread of its process, as a group: the
+  marks and outcomes that arrive while it writes go together in its next transaction (group
+  commit). A sending thread waits for its own mark before it sends, so the guarantee is
+  the same as one transaction per letter; but on SQLite, where writers take turns for the
+  whole file, a process asks for the write lock once per group instead of once per letter,
+  and its threads never queue behind one another (nor hold the lock while another thread
+  of theirs has Python's GIL).
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, bindparam, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, text
+from sqlalchemy.orm import Session
 
 from campaigns.db import JSONType, UTCDateTime
+from campaigns.delivery import feedback
 from campaigns.delivery.ledger import SUPPRESSED_STATUSES
 from campaigns.models import CampaignStatus, DeliveryState, LetterCategory
 
@@ -88,3 +99,126 @@ def mark_in_flight(
         {"id": delivery_id, "now": now, "locale": locale, "detail": detail},
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A letter about to be sent: its row, its category, and what its ledger row keeps."""
+
+    delivery_id: int
+    category: LetterCategory
+    locale: str
+    detail: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Request:
+    outcomes: list[Outcome]
+    mark: Mark | None
+    now: datetime
+    done: threading.Event = field(default_factory=threading.Event)
+    marked: bool = False
+    error: BaseException | None = None
+
+
+class Writer:
+    """Writes the marks and outcomes of every sending thread of a process, in groups."""
+
+    IDLE_SECONDS = 5.0  # the thread goes away after this long unused
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def write(self, outcomes: Sequence[Outcome], mark: Mark | None = None, *,
+              now: datetime) -> bool:  # fmt: skip
+        """Record `outcomes`, and mark `mark` in flight if it may still go (`mark_in_flight`);
+        return whether it was marked. Returns once committed; raises what the write raised."""
+        if not outcomes and mark is None:
+            return False
+        request = _Request(list(outcomes), mark, now)
+        self._queue.put(request)
+        self._start_if_idle()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.marked
+
+    def _run(self) -> None:
+        try:
+            # A connection from the pool per group: none is held while the thread is idle.
+            while (group := self._next_group()) is not None:
+                self._write(group)
+        finally:
+            with self._lock:
+                self._thread = None
+            # A request that came as this thread went idle: answered by a thread of its own.
+            if not self._queue.empty():
+                self._start_if_idle()
+
+    def _start_if_idle(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ledger-writer",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+
+    def _next_group(self) -> list[_Request] | None:
+        """Wait for a request, then take every other one already waiting; None when idle."""
+        try:
+            group = [self._queue.get(timeout=self.IDLE_SECONDS)]
+        except queue.Empty:
+            return None
+        while True:
+            try:
+                group.append(self._queue.get_nowait())
+            except queue.Empty:
+                return group
+
+    def _write(self, group: list[_Request]) -> None:
+        """Write a group in one transaction; on failure every request of it gets the error."""
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                for request in group:
+                    record(connection, request.outcomes, now=request.now)
+                    _suppress_hard_bounces(connection, request.outcomes)
+                for request in group:
+                    mark = request.mark
+                    if mark is not None:
+                        request.marked = mark_in_flight(
+                            connection, mark.delivery_id, mark.category, now=request.now,
+                            locale=mark.locale, detail=mark.detail,
+                        )  # fmt: skip
+        except BaseException as exc:
+            for request in group:
+                request.error, request.marked = exc, False
+        finally:
+            for request in group:
+                request.done.set()
+
+
+def _suppress_hard_bounces(connection: Connection, outcomes: Sequence[Outcome]) -> None:
+    """In the same transaction as the outcome: a 5.1.x reply suppresses the address."""
+    failed = [o for o in outcomes if o.state == DeliveryState.FAILED]
+    if not failed:
+        return
+    with Session(bind=connection) as session:
+        for outcome in failed:
+            feedback.suppress_if_hard_bounce(session, outcome.delivery_id, outcome.reason)
+        session.flush()
+
+
+_writers: dict[tuple[int, int], Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def writer(engine: Engine) -> Writer:
+    """This process's writer for `engine` (a forked child gets its own)."""
+    key = (os.getpid(), id(engine))
+    with _writers_lock:
+        found = _writers.get(key)
+        if found is None or found.engine is not engine:
+            found = _writers[key] = Writer(engine)
+        return found

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, exists, func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -222,91 +221,62 @@ def deliver_batch(
     drafts = _read_batch(db, claimed, result, now=now())
     result.skipped += len(delivery_ids) - len(claimed)
     campaigns = {d.campaign_id for d in drafts if d.campaign_id is not None}
-    pending: list[Outcome] = []  # outcomes not yet written: they go with the next commit
-    # One connection for the batch: each letter's short transaction runs on it (marks.py).
-    with db.engine.connect() as connection:
-        for index, prepared in enumerate(drafts):
-            try:
-                message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
-            except SQLAlchemyError:
-                raise  # the database, not this letter: the actor's retry deals with it
-            except Exception as exc:
-                # Whatever went wrong preparing this one letter (a template, a broken row, a
-                # header), it fails this row only, with the reason; the batch goes on.
-                if not isinstance(exc, ValidationError):
-                    log.exception("letter of ledger row %s could not be prepared",
-                                  prepared.delivery_id)  # fmt: skip
-                pending.append(Outcome(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
-                result.failed += 1
-                continue
-            if throttle is not None and not throttle.wait(
-                campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
-                domain=prepared.email.rpartition("@")[2],
-            ):  # fmt: skip
-                # A rate is saturated: hand this row and the rest back untouched, for later.
-                rest = [d.delivery_id for d in drafts[index:]]
-                with _unit(connection) as session:
-                    _write(session, pending, now())
-                    release(session, rest, refund=True,
-                            due_at=now() + timedelta(seconds=DEFER_SECONDS))  # fmt: skip
-                result.deferred.extend(rest)
-                break
-            with _unit(connection) as session:
-                _write(session, pending, now())
-                held = None
-                if not marks.mark_in_flight(
-                    connection, prepared.delivery_id, prepared.category, now=now(),
-                    locale=prepared.locale, detail=detail,
-                ):  # fmt: skip
-                    held = _settle_unmarked(session, prepared, now=now())
-            if held is not None:
-                setattr(result, held, getattr(result, held) + 1)
-                continue
-            outcome = _send(mailer, (settings.sender_email, [prepared.email], data),
-                            prepared.attempts)  # fmt: skip
-            if outcome.state is None:
-                due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
-                with _unit(connection) as session:
-                    if outcome.stop_batch:
-                        # The server is unreachable: give every remaining row back untouched.
-                        rest = [d.delivery_id for d in drafts[index:]]
-                        release(session, rest, refund=True, due_at=due_at)
-                        result.retry.extend(rest)
-                        break
-                    release(session, [prepared.delivery_id], due_at=due_at)
-                result.retry.append(prepared.delivery_id)
-                continue
-            pending.append(Outcome(prepared.delivery_id, outcome.state, outcome.reason,
-                                   message_id))  # fmt: skip
-            setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
-        with _unit(connection) as session:
-            _write(session, pending, now())
-            for campaign_id in campaigns:
-                if feedback.pause_on_error_storm(session, campaign_id) is None:
-                    scheduling.complete_if_done(session, campaign_id, now=now())
-    return result
-
-
-@contextmanager
-def _unit(connection: Connection) -> Iterator[Session]:
-    """One transaction on the batch's connection, with a session joined to it for the
-    domain functions of the rare paths; committed when the block ends cleanly."""
-    with connection.begin():
-        session = Session(bind=connection, expire_on_commit=False)
+    pending: list[Outcome] = []  # outcomes not yet written: they go with the next mark
+    writer = marks.writer(db.engine)
+    for index, prepared in enumerate(drafts):
         try:
-            yield session
-            session.flush()
-        finally:
-            session.close()
-
-
-def _write(session: Session, pending: list[Outcome], now: datetime) -> None:
-    """Write the outcomes waiting for a commit, and forget them."""
-    marks.record(session.connection(), pending, now=now)
-    for outcome in pending:
-        if outcome.state == DeliveryState.FAILED:
-            feedback.suppress_if_hard_bounce(session, outcome.delivery_id, outcome.reason)
-    pending.clear()
+            message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
+        except SQLAlchemyError:
+            raise  # the database, not this letter: the actor's retry deals with it
+        except Exception as exc:
+            # Whatever went wrong preparing this one letter (a template, a broken row, a
+            # header), it fails this row only, with the reason; the batch goes on.
+            if not isinstance(exc, ValidationError):
+                log.exception("letter of ledger row %s could not be prepared", prepared.delivery_id)
+            pending.append(Outcome(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
+            result.failed += 1
+            continue
+        if throttle is not None and not throttle.wait(
+            campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
+            domain=prepared.email.rpartition("@")[2],
+        ):  # fmt: skip
+            # A rate is saturated: hand this row and the rest back untouched, for later.
+            rest = [d.delivery_id for d in drafts[index:]]
+            writer.write(pending, now=now())
+            pending.clear()
+            with db.unit_of_work() as session:
+                release(session, rest, refund=True, due_at=now() + timedelta(seconds=DEFER_SECONDS))
+            result.deferred.extend(rest)
+            break
+        mark = marks.Mark(prepared.delivery_id, prepared.category, prepared.locale, detail)
+        marked = writer.write(pending, mark, now=now())
+        pending.clear()
+        if not marked:
+            with db.unit_of_work() as session:
+                held = _settle_unmarked(session, prepared, now=now())
+            setattr(result, held, getattr(result, held) + 1)
+            continue
+        outcome = _send(mailer, (settings.sender_email, [prepared.email], data), prepared.attempts)
+        if outcome.state is None:
+            due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
+            with db.unit_of_work() as session:
+                if outcome.stop_batch:
+                    # The server is unreachable: give every remaining row back untouched.
+                    rest = [d.delivery_id for d in drafts[index:]]
+                    release(session, rest, refund=True, due_at=due_at)
+                    result.retry.extend(rest)
+                    break
+                release(session, [prepared.delivery_id], due_at=due_at)
+            result.retry.append(prepared.delivery_id)
+            continue
+        pending.append(Outcome(prepared.delivery_id, outcome.state, outcome.reason, message_id))
+        setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
+    writer.write(pending, now=now())
+    with db.unit_of_work() as session:
+        for campaign_id in campaigns:
+            if feedback.pause_on_error_storm(session, campaign_id) is None:
+                scheduling.complete_if_done(session, campaign_id, now=now())
+    return result
 
 
 def _read_batch(
