@@ -208,11 +208,12 @@ def deliver_batch(
 
     This is the one domain function that owns its transactions. The batch is claimed and
     read in one unit of work (a few set-based statements). Then, per letter, it is rendered
-    with no transaction open, and one short commit both records the previous letter's
-    outcome and marks this one in flight — only if its row is still ours, its contact still
-    reachable and its campaign still running (RELIABILITY.md 6, 14) — right before it is
-    handed to SMTP. A worker that dies leaves one row in flight: the reaper makes it
-    `ambiguous`, never sends it twice.
+    with no transaction open, and the process's ledger writer (marks.Writer) records the
+    previous letters' outcomes and marks this one in flight — only if its row is still
+    ours, its contact still reachable and its campaign still running (RELIABILITY.md 6,
+    14) — and has committed that before the letter is handed to SMTP. A worker that dies
+    leaves one row in flight per thread: the reaper makes it `ambiguous`, never sends it
+    twice.
     """
     tokens = Tokens.from_settings(settings)
     result = BatchResult()
