@@ -172,7 +172,16 @@ class _Handler:
     reply: Callable[[Received], str | None] | None = None
     # Optional hook: seconds to stall before answering RCPT for an address (a hanging server).
     rcpt_delay: Callable[[str], float] | None = None
+    pipelining: bool = True  # offer PIPELINING (RFC 2920), as Postfix and most relays do
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the closing "250 HELP"
+        return responses
 
     async def handle_RCPT(  # noqa: N802
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -197,8 +206,10 @@ class _Handler:
 class SMTPCatcher:
     """A real SMTP server (aiosmtpd) that keeps what it receives in memory or in a Maildir."""
 
-    def __init__(self, *, port: int | None = None, maildir: Path | None = None) -> None:
+    def __init__(self, *, port: int | None = None, maildir: Path | None = None,
+                 pipelining: bool = True) -> None:  # fmt: skip
         self.port = port or free_port()
+        self.pipelining = pipelining
         self.maildir = maildir
         self.messages: list[Received] = []
         self.reply: Callable[[Received], str | None] | None = None
@@ -223,6 +234,7 @@ class SMTPCatcher:
             self._store,
             reply=lambda r: self.reply(r) if self.reply else None,
             rcpt_delay=lambda a: self.rcpt_delay(a) if self.rcpt_delay else 0.0,
+            pipelining=self.pipelining,
         )
         self._controller = Controller(
             handler, hostname="127.0.0.1", port=self.port, data_size_limit=50 * 1024 * 1024

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
-from campaigns.delivery.mailer import Letter, SMTPMailer, build_message
+import pytest
+
+from campaigns.delivery.mailer import Letter, PermanentSendError, SMTPMailer, build_message
 from campaigns.embedded.services import SMTPCatcher
 
 TEXT = "Dear Zoë,\n.a line that starts with a dot\n\n" + "long words " * 40 + "\ntrailing space \n"
@@ -47,11 +50,32 @@ def test_a_letter_reads_back_exactly_headers_and_both_parts() -> None:
     assert _body(message, "html") == HTML + "\n"
 
 
-def test_a_letter_survives_a_real_smtp_server_byte_for_byte(smtp_server: SMTPCatcher) -> None:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def catcher(request: pytest.FixtureRequest) -> Iterator[SMTPCatcher]:
+    server = SMTPCatcher(pipelining=request.param).start()
+    yield server
+    server.stop()
+
+
+def test_a_letter_survives_a_real_smtp_server_byte_for_byte(catcher: SMTPCatcher) -> None:
     data = build_message(_letter(), message_id="<2@example.com>")
-    mailer = SMTPMailer(smtp_server.url)
+    mailer = SMTPMailer(catcher.url)
     mailer.send("care@example.com", ["zoe@example.com"], data)
+    assert mailer._conn is not None
+    assert bool(mailer._conn.has_extn("pipelining")) == catcher.pipelining
     mailer.close()
-    (received,) = smtp_server.wait_for(1)
+    (received,) = catcher.wait_for(1)
     assert received.data.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
     assert _body(_parse(received.data), "plain") == TEXT
+
+
+def test_a_refused_recipient_fails_alone_and_the_next_letter_goes(catcher: SMTPCatcher) -> None:
+    mailer = SMTPMailer(catcher.url)
+    with pytest.raises(PermanentSendError, match="^553"):
+        mailer.send("care@example.com", ["a@b@c"], b"Subject: x\r\n\r\nnever\r\n")
+    data = build_message(_letter(), message_id="<3@example.com>")
+    mailer.send("care@example.com", ["zoe@example.com"], data)
+    mailer.close()
+    (received,) = catcher.wait_for(1)
+    assert received.recipients == ["zoe@example.com"]
+    assert b"never" not in received.data
