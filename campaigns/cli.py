@@ -156,7 +156,9 @@ def contacts_import(
 
 
 @main.command()
-@click.option("--processes", default=1, show_default=True)
+# One process per core, four threads each: the best of the layouts measured on this 2-core
+# machine with bench/campaign_send (README, Benchmarks), with room for a slower relay.
+@click.option("--processes", default=os.cpu_count() or 1, show_default="one per core")
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """Run Dramatiq workers that send letters (scale out: run more on other machines)."""

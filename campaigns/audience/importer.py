@@ -106,7 +106,9 @@ class _Figures:
         self.last = 0.0
         self.separate = db.engine.dialect.name != "sqlite"
 
-    def update(self, processed: int, *, force: bool = False) -> None:
+    def update(self, processed: int, *, force: bool = False, phase: str = "reading") -> None:
+        """Report rows read so far; `phase` "writing" once every row is read and the merge
+        (about half of a large import's time) runs."""
         self.total = max(self.total, processed)
         if self.on_progress is not None:
             self.on_progress(processed, self.total)
@@ -115,7 +117,7 @@ class _Figures:
             return
         self.last = now
         self.files.write_progress(
-            {"status": self.status, "processed": processed, "total": self.total}
+            {"status": self.status, "processed": processed, "total": self.total, "phase": phase}
         )
         if self.separate:
             with self.db.engine.begin() as connection:
@@ -205,7 +207,7 @@ def _pass(db: Database, job: ImportJob, files: imports.JobFiles,
                     figures.update(tally.rows)
                     if files.cancel_requested():
                         raise Cancelled("cancelled by the user")
-        figures.update(tally.rows, force=True)
+        figures.update(tally.rows, force=True, phase="writing")
         batch.merge(source="import", user_id=job.user_id)
         if files.cancel_requested():
             raise Cancelled("cancelled by the user")

@@ -293,6 +293,7 @@ class Progress:
     message: str
     running: bool
     abandoned: bool
+    phase: str = ""  # while working: "reading" the file, or "writing" what was read
 
     def as_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -304,6 +305,7 @@ def progress(session: Session, job_id: int, *, now: datetime) -> Progress:
     processed, total = job.processed_rows, job.total_rows
     running = False
     rate = 0.0
+    phase = ""
     if job.status in WORKING:
         files = JobFiles(job.source_path)
         running = files.running()
@@ -311,6 +313,7 @@ def progress(session: Session, job_id: int, *, now: datetime) -> Progress:
         if live.get("status") == job.status:
             processed = max(processed, int(live.get("processed", 0)))
             total = max(total, int(live.get("total", 0)))
+            phase = str(live.get("phase", ""))
         if job.started_at is not None and processed:
             rate = processed / max((now - job.started_at).total_seconds(), 0.001)
     remaining = max(total - processed, 0)
@@ -319,7 +322,7 @@ def progress(session: Session, job_id: int, *, now: datetime) -> Progress:
         rate_per_second=round(rate, 1),
         eta_seconds=round(remaining / rate, 1) if rate and job.status in WORKING else None,
         added=job.added, changed=job.changed, rejected=job.rejected, message=job.message,
-        running=running, abandoned=job.status in WORKING and not running,
+        running=running, abandoned=job.status in WORKING and not running, phase=phase,
     )  # fmt: skip
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from campaigns.audience import csvfiles, importer, imports, mappings
-from campaigns.db import Database
+from campaigns.audience import csvfiles, importer, imports, mappings, upserts
+from campaigns.db import Database, utcnow
 from campaigns.errors import ValidationError
 from campaigns.models import Contact, Contract, ImportStatus
 from tests.audience.importfiles import BAD_LINES, MALFORMED, VALID_EMAILS, new_job, run, write
@@ -154,3 +155,26 @@ def test_a_cancel_during_the_import_rolls_everything_back(
     job = importer.run(db, job_id, on_progress=cancel_after_first_chunk)
     assert job is not None and job.status == ImportStatus.CANCELLED
     assert seen and _emails(db) == set()
+
+
+def test_the_progress_says_every_row_is_read_while_the_merge_writes_them(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = "".join(f"w{i}@example.com,W{i}\n" for i in range(30))
+    job_id = new_job(db, tmp_path / "var", write(tmp_path / "w.csv", "Email,First name\n" + rows),
+                     dry_run=False)  # fmt: skip
+    seen: list[tuple[str, int, int]] = []
+    merge = upserts.Batch.merge
+
+    def watched_merge(batch: upserts.Batch, **kwargs: Any) -> None:
+        with db.reading() as s:  # what the admin's progress poll reads at this moment
+            figures = imports.progress(s, job_id, now=utcnow())
+        seen.append((figures.phase, figures.processed, figures.total))
+        merge(batch, **kwargs)
+
+    monkeypatch.setattr(upserts.Batch, "merge", watched_merge)
+    job = importer.run(db, job_id)
+    assert job is not None and job.status == ImportStatus.DONE
+    assert seen == [("writing", 30, 30)]
+    with db.reading() as s:
+        assert imports.progress(s, job_id, now=utcnow()).phase == ""  # done: no phase

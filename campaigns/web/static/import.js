@@ -27,8 +27,14 @@
     one("total").textContent = p.total.toLocaleString();
     var bar = one("bar");
     bar.max = p.total || 1;
-    bar.value = p.processed;
-    one("pace").textContent = pace(p.rate_per_second, p.eta_seconds);
+    if (p.phase === "writing") {
+      // Every row is read; the one transaction that writes them has no figures to show.
+      bar.removeAttribute("value");
+      one("pace").textContent = "· every row read; writing them to the database…";
+    } else {
+      bar.value = p.processed;
+      one("pace").textContent = pace(p.rate_per_second, p.eta_seconds);
+    }
     var waiting = p.status === "pending" || (p.status === "checked" && !p.dry_run);
     var stale = waiting && Date.now() - since > WAIT_BEFORE_OFFERING_RETRY_MS;
     one("abandoned").hidden = !(p.abandoned || stale);
