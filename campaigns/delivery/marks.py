@@ -13,8 +13,7 @@ one letter's fate unknown), and the outcomes of the letters sent since are recor
   commit). A sending thread waits for its own mark before it sends, so the guarantee is
   the same as one transaction per letter; but on SQLite, where writers take turns for the
   whole file, a process asks for the write lock once per group instead of once per letter,
-  and its threads never queue behind one another (nor hold the lock while another thread
-  of theirs has Python's GIL).
+  and its threads never queue behind one another for it.
 """
 
 from __future__ import annotations
