@@ -131,6 +131,8 @@ def contacts_import(
 
             def advance(processed: int, length: int) -> None:
                 bar.length = max(length, 1)
+                if processed >= length:  # every row read: the one transaction writes them
+                    bar.label = f"{label}: every row read, writing"
                 bar.update(processed - bar.pos)
 
             result = importer.run(database, job_id, on_progress=advance)
