@@ -204,8 +204,8 @@ def _clean(content: Content, *, locale: str | None = None) -> Content:
                    preheader=preheader)  # fmt: skip
 
 
-def _compile(content: Content, layout: str | None, *, locale: str | None = None) -> _Compiled:
-    """Check one locale's content against the merge fields and compile it."""
+def _sources(content: Content, layout: str | None) -> list[tuple[str, str, bool]]:
+    """The templates of one content to check: (field, source, whether it is HTML)."""
     sources = [("subject", content.subject, False), ("html", content.html, True)]
     if content.preheader:
         sources.append(("preheader", content.preheader, True))
@@ -213,6 +213,12 @@ def _compile(content: Content, layout: str | None, *, locale: str | None = None)
         sources.append(("text", content.text, False))
     if layout is not None:
         sources.append(("layout", layout, True))
+    return sources
+
+
+def _compile(content: Content, layout: str | None, *, locale: str | None = None) -> _Compiled:
+    """Check one locale's content against the merge fields and compile it."""
+    sources = _sources(content, layout)
     try:
         fields_used = _fields_used(sources)
         compiled_html, urls, compiled_text = _compile_and_try(
@@ -445,13 +451,7 @@ def preview_content(
     compiled and rendered strictly: a field the context lacks raises a TemplateError naming
     it. Call it outside any unit of work.
     """
-    sources = [("subject", content.subject, False), ("html", content.html, True)]
-    if content.preheader:
-        sources.append(("preheader", content.preheader, True))
-    if content.text:
-        sources.append(("text", content.text, False))
-    if layout is not None:
-        sources.append(("layout", layout, True))
+    sources = _sources(content, layout)
     _fields_used(sources)
     html, _urls = compile_html(content.html, layout, preheader=content.preheader)
     return rendering.render_version(
