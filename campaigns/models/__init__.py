@@ -16,6 +16,7 @@ from campaigns.models.contacts import (
     Contract,
     ContractStatus,
     ContractTerm,
+    KindOptOut,
     Suppression,
 )
 from campaigns.models.deliveries import (
@@ -25,7 +26,7 @@ from campaigns.models.deliveries import (
     DeliveryState,
     WorkerHeartbeat,
 )
-from campaigns.models.events import Conversion, Event, EventKind
+from campaigns.models.events import Acknowledgment, Conversion, Event, EventKind
 from campaigns.models.imports import (
     ImportJob,
     ImportMapping,
@@ -66,6 +67,7 @@ __all__ = [
     "ImportStatus",
     "SegmentTarget",
     "Suppression",
+    "KindOptOut",
     "AuditEntry",
     "Automation",
     "AutomationStep",
@@ -77,6 +79,7 @@ __all__ = [
     "Contract",
     "ContractStatus",
     "Conversion",
+    "Acknowledgment",
     "Delivery",
     "DeliveryState",
     "Event",

@@ -139,3 +139,18 @@ class ContractTerm(Base):
     # import, api, admin: what moved the end date forward
     source: Mapped[str] = mapped_column(String(20))
     recorded_at: Mapped[created_at]
+
+
+class KindOptOut(Base):
+    """A contact who turned off one kind of letter (in the preference centre, or with the
+    unsubscribe link of a service letter). Legal letters cannot be turned off."""
+
+    __tablename__ = "kind_opt_outs"
+    __table_args__ = (UniqueConstraint("contact_id", "kind"),)
+
+    id: Mapped[intpk]
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # a LetterKind
+    # preferences, unsubscribe, admin, api
+    source: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[created_at]

@@ -41,6 +41,27 @@ class Event(Base):
     detail: Mapped[json_dict]
 
 
+class Acknowledgment(Base):
+    """Evidence that a customer read and accepted a policy letter: which version and locale
+    variant they received, a hash of the text they were shown, when, and from what client."""
+
+    __tablename__ = "acknowledgments"
+
+    id: Mapped[intpk]
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), unique=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
+    locale: Mapped[str] = mapped_column(String(20), default="")
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+
+
 class Conversion(Base):
     """A renewal, attributed to the delivery that earned it."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, Response, g, redirect, request
+from flask import Response, g, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from campaigns.delivery.tokens import Tokens
@@ -12,8 +12,8 @@ from campaigns.delivery.tokens import Tokens
 # Loaded with the app so the admin's previews know every merge field (context._extend_authoring).
 from campaigns.tracking import events, renewals
 from campaigns.web.context import settings, unit_of_work
+from campaigns.web.public import bp
 
-bp = Blueprint("public", __name__)
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
