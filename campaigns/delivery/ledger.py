@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Insert, Integer, case, cast, exists, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Integer,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +30,7 @@ from campaigns.models import (
     ContactStatus,
     Delivery,
     DeliveryState,
+    KindOptOut,
     Suppression,
 )
 from campaigns.models import LetterCategory as Category
@@ -34,6 +46,18 @@ SUPPRESSED_STATUSES: dict[Category, tuple[ContactStatus, ...]] = {
         ContactStatus.UNSUBSCRIBED,
     ),  # fmt: skip
 }
+
+
+def opted_out(category: Category, kind: str) -> ColumnElement[bool]:
+    """Whether the contact (`Contact.id`, or the row's contact) turned this kind of letter
+    off in the preference centre; legal letters cannot be turned off."""
+    if category == Category.LEGAL:
+        return false()
+    return exists().where(KindOptOut.contact_id == Contact.id, KindOptOut.kind == kind)
+
+
+def opted_out_reason(kind: str) -> str:
+    return f"contact turned off {kind} letters"
 
 
 def insert_ignoring_duplicates(session: Session, table: type[Delivery]) -> Insert:
@@ -58,15 +82,18 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
     suppressed = SUPPRESSED_STATUSES[version.letter.category]
     bucket = holdout_bucket(campaign.id)
     listed = exists(select(Suppression.id).where(Suppression.email == Contact.email))
+    turned_off = opted_out(version.letter.category, version.letter.kind)
     state = case(
         (listed, literal(DeliveryState.SUPPRESSED.value)),
         (Contact.status.in_(suppressed), literal(DeliveryState.SUPPRESSED.value)),
+        (turned_off, literal(DeliveryState.SUPPRESSED.value)),
         (bucket < campaign.holdout_percent, literal(DeliveryState.HELD_OUT.value)),
         else_=literal(DeliveryState.QUEUED.value),
     )
     reason = case(
         (listed, literal("address is on the suppression list")),
         (Contact.status.in_(suppressed), "contact is " + Contact.status),
+        (turned_off, literal(opted_out_reason(version.letter.kind))),
         (bucket < campaign.holdout_percent, literal("holdout group")),
         else_=literal(""),
     )

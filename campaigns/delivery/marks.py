@@ -61,8 +61,15 @@ _RECORD = text(
 @cache
 def _mark_statement(category: LetterCategory) -> TextClause:
     """Mark a row in flight only if it is still ours, its contact may still get this
-    category of letter, its address is not suppressed and its campaign still runs."""
+    category and kind of letter, its address is not suppressed and its campaign still runs."""
     blocked = ", ".join(f"'{status.value}'" for status in SUPPRESSED_STATUSES[category])
+    # The contact may have turned this kind of letter off (legal letters cannot be).
+    kind_on = "" if category == LetterCategory.LEGAL else (
+        "AND NOT EXISTS (SELECT 1 FROM kind_opt_outs WHERE kind_opt_outs.contact_id = "
+        "deliveries.contact_id AND kind_opt_outs.kind = (SELECT letters.kind FROM "
+        "letter_versions JOIN letters ON letters.id = letter_versions.letter_id "
+        "WHERE letter_versions.id = deliveries.letter_version_id)) "
+    )  # fmt: skip
     return text(
         "UPDATE deliveries SET"  # noqa: S608
         " in_flight_at = :now, locale = :locale, detail = :detail "
@@ -70,6 +77,7 @@ def _mark_statement(category: LetterCategory) -> TextClause:
         "AND EXISTS (SELECT 1 FROM contacts WHERE contacts.id = deliveries.contact_id "
         f"AND contacts.status NOT IN ({blocked}) AND contacts.erased_at IS NULL) "
         "AND NOT EXISTS (SELECT 1 FROM suppressions WHERE suppressions.email = deliveries.email) "
+        f"{kind_on}"
         "AND (deliveries.campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns "
         "WHERE campaigns.id = deliveries.campaign_id "
         f"AND campaigns.status = '{CampaignStatus.RUNNING.value}'))"

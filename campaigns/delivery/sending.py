@@ -400,18 +400,20 @@ def _settle_unmarked(session: Session, draft: Draft, *, now: datetime) -> str:
     longer ours (taken back by the reaper), suppressed meanwhile, or its campaign paused."""
     blocked = ledger.SUPPRESSED_STATUSES[draft.category]
     listed = exists().where(Suppression.email == Delivery.email)
-    state, status, erased, on_list = session.execute(
-        select(Delivery.state, Contact.status, Contact.erased_at, listed)
+    state, status, erased, on_list, opted_out = session.execute(
+        select(Delivery.state, Contact.status, Contact.erased_at, listed,
+               ledger.opted_out(draft.category, draft.kind))
         .join(Contact, Contact.id == Delivery.contact_id)
         .where(Delivery.id == draft.delivery_id)
-    ).one()
+    ).one()  # fmt: skip
     if state != DeliveryState.SENDING:
         return "skipped"  # no longer ours (taken back by the reaper meanwhile)
-    if on_list or erased or status in blocked:
+    if on_list or erased or status in blocked or opted_out:
         why = (
             "address is on the suppression list" if on_list
             else "contact was erased" if erased
-            else f"contact is {status}"
+            else f"contact is {status}" if status in blocked
+            else ledger.opted_out_reason(draft.kind)
         )  # fmt: skip
         finish(session, draft.delivery_id, DeliveryState.SUPPRESSED, reason=why)
         return "suppressed"
