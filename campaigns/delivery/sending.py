@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,7 +128,9 @@ class Draft:
     locale: str = ""  # of the content chosen for the contact: a variant's, or the default
 
 
-def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[str, Any]:
+def letter_context(
+    draft: Draft, *, settings: Settings, tokens: Tokens, now: datetime | None = None
+) -> dict[str, Any]:
     """The merge fields of one letter (campaigns.letters.context): plain values, no ORM objects.
 
     A field this row has no value for (no contract, a contract without a renewal URL, an
@@ -140,7 +143,7 @@ def letter_context(draft: Draft, *, settings: Settings, tokens: Tokens) -> dict[
     )  # fmt: skip
     merge_fields, _discount = context.build(
         recipient, company=settings.company, sender_name=settings.sender_name,
-        public_url=settings.public_url, signer=tokens,
+        public_url=settings.public_url, signer=tokens, now=now,
     )  # fmt: skip
     return merge_fields
 
@@ -165,7 +168,8 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
     Call it outside any unit of work: rendering may take up to rendering.RENDER_SECONDS,
     and on SQLite an open transaction holds the write lock for every other writer.
     """
-    merge_fields = letter_context(draft, settings=settings, tokens=tokens)
+    at = utcnow()
+    merge_fields = letter_context(draft, settings=settings, tokens=tokens, now=at)
     rendered = rendering.render_version(
         subject=draft.subject, html=draft.html, text=draft.text, context=merge_fields
     )
@@ -185,8 +189,16 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
     )  # fmt: skip
     message_id = new_message_id(settings.sender_domain)
     data = build_message(letter, message_id=message_id, signer=dkim_signer(settings))
+    # The row keeps what the letter was rendered from, and a hash of what it said: the
+    # view-online and acknowledgment pages show it again exactly as sent, and can prove it.
+    detail: dict[str, Any] = {
+        "recipient": context.snapshot(draft.contact, draft.contract, draft.renewal_url, at=at),
+        "html_sha256": hashlib.sha256(rendered.html.encode()).hexdigest(),
+    }
     discount = (merge_fields.get("contract") or {}).get("discount")
-    return Composed(message_id, data, {"discount": _plain(discount)} if discount else {})
+    if discount:
+        detail["discount"] = _plain(discount)
+    return Composed(message_id, data, detail)
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
@@ -349,7 +361,7 @@ def _drafts(
             result.suppressed += 1
             continue
         contract = contracts.get(delivery.contract_id) if delivery.contract_id else None
-        drafts.append(_draft(delivery, contact, contract, version, campaign,
+        drafts.append(draft_of(delivery, contact, contract, version, campaign,
                              points.get(contact.id, 0)))  # fmt: skip
     if handed_back:
         release(session, handed_back, refund=True, due_at=now)
@@ -376,10 +388,11 @@ def _service_points(session: Session, contact_ids: set[int]) -> dict[int, int]:
     return {contact_id: int(total or 0) for contact_id, total in session.execute(query)}
 
 
-def _draft(
+def draft_of(
     delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
     campaign: Campaign | None, service_points: int,
 ) -> Draft:  # fmt: skip
+    """The Draft of one ledger row, from its rows read in a unit of work."""
     content = translations.content_for(version, contact.locale)  # the contact's locale variant
     person, cover, renewal_url = context.recipient_values(
         contact, contract, service_points=service_points

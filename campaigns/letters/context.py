@@ -216,6 +216,43 @@ def recipient_values(
     return person, cover, contract.renewal_url or ""
 
 
+# The recipient's values that are not JSON types, by where they sit: kept as text in the
+# ledger row's snapshot and read back as they were.
+_DATES = {"customer_since", "starts_on", "ends_on"}
+_AMOUNTS = {"lifetime_spend", "price"}
+
+
+def snapshot(
+    contact: Mapping[str, Any], contract: Mapping[str, Any] | None, renewal_target: str, *,
+    at: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """What a letter was rendered from, as JSON values: its ledger row keeps it so the letter
+    can be shown again exactly as sent, whatever changed in the contact since."""
+
+    def plain(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v.isoformat() if k in _DATES and v is not None
+                else str(v) if k in _AMOUNTS and v is not None else v
+                for k, v in values.items()}  # fmt: skip
+
+    return {"contact": plain(contact), "contract": plain(contract) if contract else None,
+            "renewal_target": renewal_target, "at": at.isoformat()}  # fmt: skip
+
+
+def from_snapshot(
+    kept: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any] | None, str, datetime]:
+    """The contact, contract, renewal URL and time a `snapshot` was taken of."""
+
+    def typed(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: date.fromisoformat(v) if k in _DATES and v is not None
+                else Decimal(v) if k in _AMOUNTS and v is not None else v
+                for k, v in values.items()}  # fmt: skip
+
+    contract = kept.get("contract")
+    return (typed(kept["contact"]), typed(contract) if contract else None,
+            str(kept.get("renewal_target") or ""), datetime.fromisoformat(kept["at"]))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Recipient:
     """What one ledger row's letter needs, as plain values read in a unit of work.

@@ -68,8 +68,9 @@ class Delivery(Base):
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
     # The locale of the version's content that went out: a variant's, or the letter's default.
     locale: Mapped[str | None] = mapped_column(String(20))
-    # What the letter computed for this recipient and must be kept as sent: the renewal
-    # discount offered ({"discount": {"percent", "amount", "price", "code"}}).
+    # What the letter was rendered from and computed, kept as sent: the recipient's values
+    # ({"recipient": letters.context.snapshot(...)}), a hash of its HTML ("html_sha256") and
+    # the renewal discount offered ({"discount": {"percent", "amount", "price", "code"}}).
     detail: Mapped[dict[str, Any]] = mapped_column(
         JSONType, default=dict, server_default=text("'{}'")
     )
