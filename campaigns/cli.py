@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,8 +21,9 @@ from campaigns.accounts import users as accounts
 from campaigns.audience import csvfiles, importer, imports, mappings
 from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key, local_url
 from campaigns.db import Database, utcnow
+from campaigns.delivery.sending import RETURN_PATH_USER
 from campaigns.embedded import demo
-from campaigns.embedded.services import RedisServer, SMTPCatcher, port_open
+from campaigns.embedded.services import RedisServer, SMTPCatcher, free_port, port_open
 from campaigns.errors import CampaignsError
 from campaigns.models import Contact, ImportMode, ImportStatus, Role, User
 
@@ -196,6 +198,49 @@ def web() -> None:
           ident="campaigns")  # fmt: skip
 
 
+@main.command("bounces")
+@click.option(
+    "--maildir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Read the bounce mail in this Maildir once, then exit.",
+)
+@click.option("--imap", "imap_url", metavar="URL",
+              help="Read an IMAP folder once (imaps://user@host/INBOX; the password in "
+                   "BOUNCE_IMAP_PASSWORD), then exit.")  # fmt: skip
+def bounces_command(maildir: Path | None, imap_url: str | None) -> None:
+    """Take bounce and complaint mail over SMTP on BOUNCE_SMTP_HOST:BOUNCE_SMTP_PORT, or
+    read a bounce mailbox once (docs/bounces.md)."""
+    from campaigns.tracking import mailboxes
+
+    settings = _settings(signing=True)
+    database = Database(settings.database_url)
+    receiver = mailboxes.Receiver(database, settings)
+    try:
+        if maildir is not None or imap_url:
+            if maildir is not None:
+                tally = mailboxes.read_maildir(receiver, maildir)
+            else:
+                password = os.environ.get("BOUNCE_IMAP_PASSWORD", "")
+                tally = mailboxes.read_imap(receiver, str(imap_url), password=password)
+            click.echo(str(tally))
+            for failure in tally.failed:
+                click.echo(f"  left in the mailbox: {failure}", err=True)
+            sys.exit(1 if tally.failed else 0)
+        rules = settings.bounces
+        server = mailboxes.BounceServer(receiver, host=rules.smtp_host, port=rules.smtp_port)
+        server.start()
+        click.echo(f"taking bounce mail for {RETURN_PATH_USER}+…@{rules.domain} on {server.url}")
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        signal.signal(signal.SIGINT, lambda *_: stopped.set())
+        stopped.wait()
+        server.stop()
+    except CampaignsError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.dispose()
+
+
 @main.command("demo")
 def demo_command() -> None:
     """Load demo contacts, letters and a campaign scheduled for now."""
@@ -210,7 +255,8 @@ def demo_command() -> None:
 @click.option("--demo/--no-demo", "with_demo", default=True, show_default=True,
               help="Load demo data into an empty database.")  # fmt: skip
 def run(with_demo: bool) -> None:
-    """Set up and start everything in one process group: web, worker, scheduler, mail catcher."""
+    """Set up and start everything in one process group: web, worker, scheduler, bounce
+    receiver, mail catcher."""
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CAMPAIGNS_DATA_DIR=str(settings.data_dir),
@@ -238,9 +284,13 @@ def run(with_demo: bool) -> None:
         services.append(catcher)
         env["SMTP_URL"] = catcher.url
         click.echo(f"no SMTP_URL: letters go to the local catcher ({catcher.url}), see Outbox")
+    bounce_port = settings.bounces.smtp_port
+    if "BOUNCE_SMTP_PORT" not in os.environ and port_open(settings.bounces.smtp_host, bounce_port):
+        bounce_port = free_port()  # the default port is taken: any other will do on one machine
+        env["BOUNCE_SMTP_PORT"] = str(bounce_port)
     children = [
         subprocess.Popen([sys.executable, "-m", "campaigns.cli", part], env=env)
-        for part in ("web", "worker", "scheduler")
+        for part in ("web", "worker", "scheduler", "bounces")
     ]
     url = local_url(settings.web_host, settings.web_port) + "/"
     for _ in range(100):
@@ -251,6 +301,8 @@ def run(with_demo: bool) -> None:
     click.echo(f"  Admin:  {url}")
     click.echo(f"  Login:  {login}")
     click.echo(f"  Links:  letters link to {settings.public_url} (set PUBLIC_URL to change)")
+    click.echo(f"  Bounces: smtp://{settings.bounces.smtp_host}:{bounce_port} takes mail for "
+               f"{RETURN_PATH_USER}+…@{settings.bounces.domain} (docs/bounces.md)")  # fmt: skip
     click.echo("  Stop:   Ctrl-C")
     click.echo("")
     _supervise(children, services)

@@ -57,6 +57,8 @@ class Settings:
     dkim_domain: str = ""
     # What letters say about the company (the `company` merge field), and its discount rules.
     company: Company = field(default_factory=lambda: Company())
+    # Bounces and complaints (docs/bounces.md): where they come back, and what they decide.
+    bounces: Bounces = field(default_factory=lambda: Bounces())
 
     @property
     def outbox_dir(self) -> Path:
@@ -144,6 +146,7 @@ class Settings:
             old_secret_keys=old_keys,
             **_dkim(env, sender_email),
             company=_company(env, sender_name, sender_email),
+            bounces=_bounces(env, sender_email),
         )
 
 
@@ -168,6 +171,56 @@ class Company:
     discount_min_spend: Decimal = Decimal("5000")
     discount_percent: int = 10
     discount_code: str = "LOYALTY"
+
+
+@dataclass(frozen=True)
+class Bounces:
+    """Where bounce mail comes back to, and the rules it is judged by (docs/bounces.md).
+
+    Letters go out with the envelope sender `bounces+<signed delivery id>@<domain>`; a hard
+    bounce or a complaint suppresses the address at once, `soft_limit` soft bounces in a
+    row do too; a running campaign pauses once at least `pause_min_sent` of its letters
+    went out and more than `pause_hard_percent` of them bounced hard, or more than
+    `pause_complaint_percent` drew a complaint.
+    """
+
+    domain: str = "example.com"  # the domain of the envelope sender (its MX: our receiver)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    soft_limit: int = 3
+    pause_min_sent: int = 500
+    pause_hard_percent: float = 5.0
+    pause_complaint_percent: float = 0.3
+    # Amazon SNS topics whose SES notifications POST /hooks/ses accepts; none: it is off.
+    ses_topics: tuple[str, ...] = ()
+
+
+def _bounces(env: Mapping[str, str], sender_email: str) -> Bounces:
+    """BOUNCE_*, SOFT_BOUNCE_LIMIT, PAUSE_* and SES_SNS_TOPICS, checked."""
+    domain = (env.get("BOUNCE_DOMAIN", "") or sender_email.rpartition("@")[2]).lower()
+    if not _DNS_NAME.fullmatch(domain):
+        raise ConfigError(f"BOUNCE_DOMAIN={domain!r} is not a DNS name (letters, digits, '-', '.')")
+    topics = tuple(t.strip() for t in env.get("SES_SNS_TOPICS", "").split(",") if t.strip())
+    for topic in topics:
+        if not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}", topic):
+            raise ConfigError(f"SES_SNS_TOPICS: {topic!r} is not a topic ARN like "
+                              "arn:aws:sns:eu-west-1:123456789012:ses-bounces")  # fmt: skip
+    return Bounces(
+        domain=domain, smtp_host=env.get("BOUNCE_SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int(env, "BOUNCE_SMTP_PORT", 2525, low=1, high=65535),
+        soft_limit=_int(env, "SOFT_BOUNCE_LIMIT", 3, low=1, high=100),
+        pause_min_sent=_int(env, "PAUSE_MIN_SENT", 500, low=1, high=100_000_000),
+        pause_hard_percent=_percent(env, "PAUSE_HARD_BOUNCE_PERCENT", 5.0),
+        pause_complaint_percent=_percent(env, "PAUSE_COMPLAINT_PERCENT", 0.3),
+        ses_topics=topics,
+    )  # fmt: skip
+
+
+def _percent(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default, low=0.0)
+    if value > 100:
+        raise ConfigError(f"{name}={value} is a percentage: 0 to 100")
+    return value
 
 
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 _M = TypeVar("_M")
 MAX_ATTEMPTS = 5
 DEFER_SECONDS = 2  # a batch handed back by a saturated rate is tried again this much later
+RETURN_PATH_USER = "bounces"  # the local part of every envelope sender (return_path)
 
 
 @dataclass
@@ -269,7 +270,8 @@ def deliver_batch(
                 held = _settle_unmarked(session, prepared, now=now())
             setattr(result, held, getattr(result, held) + 1)
             continue
-        outcome = _send(mailer, (settings.sender_email, [prepared.email], data), prepared.attempts)
+        sender = return_path(tokens, prepared.delivery_id, domain=settings.bounces.domain)
+        outcome = _send(mailer, (sender, [prepared.email], data), prepared.attempts)
         if outcome.state is None:
             due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
             with db.unit_of_work() as session:
@@ -290,6 +292,15 @@ def deliver_batch(
             if feedback.pause_on_error_storm(session, campaign_id) is None:
                 scheduling.complete_if_done(session, campaign_id, now=now())
     return result
+
+
+def return_path(tokens: Tokens, delivery_id: int, *, domain: str) -> str:
+    """The envelope sender of a ledger row's letter (VERP): its bounces name the row.
+
+    `bounces+<signed id>@domain`: mail servers send bounces to it, and ARF reports and the
+    returned headers of a DSN carry it as Return-Path (campaigns.tracking.bounces).
+    """
+    return f"{RETURN_PATH_USER}+{tokens.sign('bounce', delivery_id)}@{domain}"
 
 
 def _read_batch(

@@ -27,6 +27,7 @@ from campaigns.delivery.mailer import (
     dkim_signer,
     new_message_id,
 )
+from campaigns.delivery.sending import RETURN_PATH_USER
 from campaigns.errors import ConfigError, NotFound, ValidationError
 from campaigns.letters import authoring, context, rendering, translations
 from campaigns.models import Contact, Contract, ContractStatus, LetterCategory, LetterKind
@@ -188,7 +189,9 @@ def send(prepared: Prepared, to: str, *, settings: Settings, mailer: Mailer | No
     own = mailer is None
     smtp = mailer or SMTPMailer(str(settings.smtp_url), timeout=settings.smtp_timeout)
     try:
-        smtp.send(settings.sender_email, [to], data)
+        # No ledger row to name: bounces of a test still go to the bounce receiver (which
+        # records nothing for them), with the same envelope domain as the real letters.
+        smtp.send(f"{RETURN_PATH_USER}@{settings.bounces.domain}", [to], data)
     finally:
         if own:
             smtp.close()

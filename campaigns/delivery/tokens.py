@@ -18,7 +18,7 @@ class Tokens:
     """Signs and verifies the ids carried in tracked URLs, one salt per purpose."""
 
     PURPOSES = ("open", "click", "unsubscribe", "renewal", "acknowledge", "preferences", "view",
-                "rating")  # fmt: skip
+                "rating", "bounce")  # fmt: skip
 
     def __init__(self, secret_key: str, *, old_keys: tuple[str, ...] = ()) -> None:
         if not secret_key:
