@@ -154,3 +154,10 @@ def rows(path: Path, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]:
                 seen_header = True
                 continue
             yield start, row
+
+
+def neutral(value: str) -> str:
+    """An exported cell a spreadsheet will not run as a formula (RELIABILITY.md 29)."""
+    if value and value[0] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -374,7 +374,7 @@ def errors_csv(session: Session, job_id: int) -> Iterator[str]:
         )  # fmt: skip
         batch = list(session.scalars(query))
         for error in batch:
-            out.writerow([error.line, *(_neutral(v) for v in (error.column, error.value,
+            out.writerow([error.line, *(csvfiles.neutral(v) for v in (error.column, error.value,
                                                                error.reason))])  # fmt: skip
         yield buffer.getvalue()
         buffer.seek(0)
@@ -382,12 +382,6 @@ def errors_csv(session: Session, job_id: int) -> Iterator[str]:
         if len(batch) < 500:
             return
         last_line, last_id = batch[-1].line, batch[-1].id
-
-
-def _neutral(value: str) -> str:
-    if value and value[0] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def write_errors_file(session: Session, job_id: int, path: Path) -> int:

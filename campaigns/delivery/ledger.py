@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigns.audience import segments
-from campaigns.db import UTCDateTime, require
+from campaigns.db import Base, UTCDateTime, require
 from campaigns.models import (
     OPEN_STATES,
     Campaign,
@@ -60,7 +60,7 @@ def opted_out_reason(kind: str) -> str:
     return f"contact turned off {kind} letters"
 
 
-def insert_ignoring_duplicates(session: Session, table: type[Delivery]) -> Insert:
+def insert_ignoring_duplicates(session: Session, table: type[Base]) -> Insert:
     """An INSERT that skips rows whose unique key already exists, on SQLite and PostgreSQL."""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from campaigns.audience import segments
@@ -14,7 +24,7 @@ from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.letters import approvals, authoring
 from campaigns.models import DeliveryState, Role
-from campaigns.tracking import reports
+from campaigns.tracking import acknowledgments, reports
 from campaigns.web.auth import requires
 from campaigns.web.context import enqueue, unit_of_work
 
@@ -80,6 +90,22 @@ def campaign_detail(campaign_id: int) -> str:
             state=state, rows=ledger.list_rows(s, campaign_id, state=state),
             funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
         )  # fmt: skip
+
+
+@bp.route("/campaigns/<int:campaign_id>/acknowledgments.csv")
+@requires(Role.VIEWER)
+def acknowledgments_csv(campaign_id: int) -> Response:
+    """The evidence of who acknowledged which version of the campaign's letter, and when."""
+    with unit_of_work() as s:
+        scheduling.get_campaign(s, campaign_id)
+
+    def body() -> Iterator[str]:
+        with unit_of_work() as s:
+            yield from acknowledgments.evidence_csv(s, campaign_id)
+
+    return Response(stream_with_context(body()), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-acknowledgments.csv"',
+    })  # fmt: skip
 
 
 @bp.route("/campaigns/<int:campaign_id>/progress")

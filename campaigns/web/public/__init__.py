@@ -24,4 +24,4 @@ def csrf_exempt(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
-from campaigns.web.public import tracking  # noqa: E402,F401  (registers its routes)
+from campaigns.web.public import letters, subscriptions, tracking  # noqa: E402,F401  (routes)
