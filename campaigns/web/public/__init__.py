@@ -24,4 +24,4 @@ def csrf_exempt(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
-from campaigns.web.public import letters, subscriptions, tracking  # noqa: E402,F401  (routes)
+from campaigns.web.public import letters, relays, subscriptions, tracking  # noqa: E402,F401  (routes)
