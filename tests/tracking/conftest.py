@@ -31,9 +31,10 @@ def letter_to(smtp_server: SMTPCatcher, address: str) -> Received:
     return letter
 
 
-def mail(server: BounceServer, data: bytes, *, to: str) -> None:
-    """Mail `data` to the bounce receiver with a null envelope sender, as bounces come."""
-    with smtplib.SMTP(server.host, server.port, timeout=30) as smtp:
+def mail(port: int, data: bytes, *, to: str) -> None:
+    """Mail `data` to the bounce receiver on this loopback port with a null envelope sender,
+    as bounces come."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         smtp.sendmail("", [to], data)
 
 

@@ -58,8 +58,8 @@ def test_a_dsn_mailed_to_the_return_path_bounces_the_address_once_and_the_next_c
     letter = letter_to(smtp_server, BOB)
     dsn = report_mail("dsn_postfix_user_unknown", verp=letter.sender, recipient=BOB,
                       message_id=str(letter.message["Message-ID"]))  # fmt: skip
-    mail(bounce_server, dsn, to=letter.sender)
-    mail(bounce_server, dsn, to=letter.sender)  # the same bounce again: recorded once
+    mail(bounce_server.port, dsn, to=letter.sender)
+    mail(bounce_server.port, dsn, to=letter.sender)  # the same bounce again: recorded once
 
     [event] = events_of(db, BOB)
     assert (event.kind, event.delivery_id) == (EventKind.BOUNCE, ledger_rows(db, first)[BOB].id)
@@ -88,7 +88,7 @@ def test_an_arf_complaint_suppresses_the_address_and_marks_the_contact_complaine
     # Feedback loops mail their reports to the address registered with them: the bare one.
     arf = report_mail("arf_abuse", verp=letter.sender, recipient=ANN,
                       message_id=str(letter.message["Message-ID"]))  # fmt: skip
-    mail(bounce_server, arf, to="bounces@example.com")
+    mail(bounce_server.port, arf, to="bounces@example.com")
 
     [event] = events_of(db, ANN)
     assert event.kind == EventKind.COMPLAINT
@@ -109,7 +109,7 @@ def test_a_bounce_without_a_token_is_found_by_the_message_id_it_returns(
     # A server that lost the envelope: no VERP address anywhere, only the returned headers.
     qmail = report_mail("qmail_failure_notice", verp="bounces@example.com", recipient=BOB,
                         message_id=str(letter.message["Message-ID"]))  # fmt: skip
-    mail(bounce_server, qmail, to="bounces@example.com")
+    mail(bounce_server.port, qmail, to="bounces@example.com")
     [event] = events_of(db, BOB)
     assert event.delivery_id == ledger_rows(db, first)[BOB].id
     assert (event.detail["source"], event.detail["severity"]) == ("text", "hard")
@@ -122,12 +122,12 @@ def test_delay_notices_auto_replies_and_forged_tokens_change_nothing(
     send_campaign(db, settings, smtp_server, "First")
     letter = letter_to(smtp_server, BOB)
     ids = {"verp": letter.sender, "recipient": BOB, "message_id": "<elsewhere@example.org>"}
-    mail(bounce_server, report_mail("dsn_delayed", **ids), to=letter.sender)
-    mail(bounce_server, report_mail("out_of_office", **ids), to=letter.sender)
+    mail(bounce_server.port, report_mail("dsn_delayed", **ids), to=letter.sender)
+    mail(bounce_server.port, report_mail("out_of_office", **ids), to=letter.sender)
     # A token we did not sign (a guessed id) names no letter.
     forged = letter.sender.replace("bounces+", "bounces+WzFd.")
     dsn = report_mail("dsn_postfix_user_unknown", **{**ids, "verp": forged})
-    mail(bounce_server, dsn, to=forged)
+    mail(bounce_server.port, dsn, to=forged)
     assert events_of(db, BOB) == [] and events_of(db, ANN) == []
     assert contact_status(db, BOB) == ContactStatus.ACTIVE
 
@@ -150,7 +150,7 @@ def test_a_bounce_that_cannot_be_recorded_is_refused_for_now_so_the_sender_retri
                       recipient=BOB, message_id="<a@example.com>")  # fmt: skip
     try:
         with pytest.raises(smtplib.SMTPDataError) as refused:
-            mail(server, dsn, to="bounces+WzFd.x@example.com")
+            mail(server.port, dsn, to="bounces+WzFd.x@example.com")
         assert refused.value.smtp_code == 451
     finally:
         server.stop()
