@@ -28,6 +28,7 @@ from campaigns.models import (
     ContractStatus,
     ContractTerm,
     Event,
+    KindOptOut,
 )
 from campaigns.models.contacts import normalise_email
 
@@ -276,6 +277,12 @@ class TimelineEntry:
     at: datetime
     kind: str  # status, renewal, open, click, … (an event kind)
     text: str
+
+
+def turned_off_kinds(session: Session, contact_id: int) -> list[str]:
+    """The kinds of letter the contact turned off (preference centre, a letter's link)."""
+    query = select(KindOptOut.kind).where(KindOptOut.contact_id == contact_id)
+    return sorted(session.scalars(query))
 
 
 def timeline(session: Session, contact_id: int, *, limit: int = 100) -> list[TimelineEntry]:

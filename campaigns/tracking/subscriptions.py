@@ -48,6 +48,7 @@ class Recipient:
     contact_id: int
     email: str
     locale: str
+    time_zone: str
     status: ContactStatus
     kind: LetterKind
     category: LetterCategory
@@ -75,8 +76,8 @@ class Change:
 def recipient(session: Session, delivery_id: int) -> Recipient:
     """The recipient of a letter a customer's signed link names; TokenInvalid if none."""
     row = session.execute(
-        select(Delivery.id, Contact.id, Contact.email, Contact.locale, Contact.status,
-               Letter.kind, Letter.category, Contact.erased_at)
+        select(Delivery.id, Contact.id, Contact.email, Contact.locale, Contact.time_zone,
+               Contact.status, Letter.kind, Letter.category, Contact.erased_at)
         .join(Contact, Contact.id == Delivery.contact_id)
         .join(LetterVersion, LetterVersion.id == Delivery.letter_version_id)
         .join(Letter, Letter.id == LetterVersion.letter_id)
@@ -84,8 +85,8 @@ def recipient(session: Session, delivery_id: int) -> Recipient:
     ).one_or_none()  # fmt: skip
     if row is None or row[-1] is not None:
         raise TokenInvalid("this link does not belong to a letter we sent")
-    return Recipient(row[0], row[1], row[2], row[3] or "en", ContactStatus(row[4]),
-                     LetterKind(row[5]), LetterCategory(row[6]))  # fmt: skip
+    return Recipient(row[0], row[1], row[2], row[3] or "en", row[4] or "UTC",
+                     ContactStatus(row[5]), LetterKind(row[6]), LetterCategory(row[7]))  # fmt: skip
 
 
 def unsubscribe(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -51,3 +53,12 @@ def login(client: FlaskClient, role: Role | str) -> None:
         },
     )
     assert answer.status_code == 302, answer.get_data(as_text=True)
+
+
+def serve(app: Flask) -> tuple[str, Any]:
+    """Serve the app on a free port in a thread, for a browser; returns (base URL, server)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server

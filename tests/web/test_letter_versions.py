@@ -14,7 +14,7 @@ from campaigns.db import Database
 from campaigns.letters import authoring
 from campaigns.models import LetterCategory, LetterKind, LetterVersion, Role, User
 from tests.factories import make_contact
-from tests.web.conftest import PASSWORD, csrf_token, login
+from tests.web.conftest import PASSWORD, csrf_token, login, serve
 
 POLICY = (
     "<p>Dear {{ contact.first_name }},</p>\n<p>Email support stays free.</p>\n"
@@ -122,17 +122,6 @@ def test_the_editor_shows_missing_locales_and_a_variant_previews_in_its_language
     assert "Welcome Jane" in english.get_data(as_text=True)
 
 
-def _serve(app: Flask) -> tuple[str, object]:
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{server.server_port}", server
-
-
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Chromium")
 def test_in_a_browser_an_editor_edits_a_policy_and_a_second_user_approves_it(
     app: Flask, db: Database, database_url: str
@@ -142,7 +131,7 @@ def test_in_a_browser_an_editor_edits_a_policy_and_a_second_user_approves_it(
     from playwright.sync_api import expect, sync_playwright
 
     letter_id = _policy_letter(db)
-    base, server = _serve(app)
+    base, server = serve(app)
     shots = Path(os.environ.get("SHOTS_DIR", "/tmp/shots"))
     shots.mkdir(parents=True, exist_ok=True)
     try:
@@ -202,7 +191,7 @@ def test_in_a_browser_the_preview_follows_the_editor_as_it_types_without_saving(
     letter_id = _policy_letter(db)
     with db.unit_of_work() as s:
         make_contact(s, "heidi@example.com", first_name="Heidi")
-    base, server = _serve(app)
+    base, server = serve(app)
     shots = Path(os.environ.get("SHOTS_DIR", "/tmp/shots"))
     shots.mkdir(parents=True, exist_ok=True)
     try:

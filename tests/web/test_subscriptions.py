@@ -160,6 +160,12 @@ def test_a_service_letters_unsubscribe_turns_off_that_kind_only_and_the_next_one
     assert status(db, "ada@example.com") == ContactStatus.ACTIVE  # still hears the rest
     with db.unit_of_work() as s:
         assert s.scalars(select(KindOptOut.kind)).all() == ["survey"]
+        contact_id = s.scalars(select(Contact.id)).one()
+    staff = app.test_client()
+    login(staff, Role.VIEWER)
+    contact_page = staff.get(f"/contacts/{contact_id}").get_data(as_text=True)
+    assert re.search(r"Letters turned off</dt><dd>survey</dd>", contact_page)
+    with db.unit_of_work() as s:
         campaign = scheduling.create_campaign(
             s, "Next survey", segment_id=make_segment(s, "All").id,
             letter_version_id=make_version(s, name="Survey 2", kind=LetterKind.SURVEY,
@@ -244,7 +250,7 @@ def test_pages_speak_the_contacts_language(
     _, letter = send_letter(db, settings, smtp_server, kind=LetterKind.OTHER,
                             category=LetterCategory.MARKETING, locale="de-AT")  # fmt: skip
     page = app.test_client().get(link(letter, "/u/")).get_data(as_text=True)
-    assert '<html lang="de">' in page and "Keine Angebote und Neuigkeiten" in page
+    assert '<html lang="de"' in page and "Keine Angebote und Neuigkeiten" in page
 
 
 def test_view_online_shows_the_letter_exactly_as_sent(

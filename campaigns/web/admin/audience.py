@@ -47,6 +47,7 @@ def _contact_page(contact_id: int, *, form: str = "", errors: dict[str, str] | N
             "admin/contact.html", contact=contacts.get_contact(s, contact_id),
             received=reports.letters_of_contact(s, contact_id),
             timeline=contacts.timeline(s, contact_id), statuses=list(ContactStatus),
+            turned_off=contacts.turned_off_kinds(s, contact_id),
             open_form=form, errors=errors or {}, values=request.form if form else {},
             today=date.today(),
         )  # fmt: skip

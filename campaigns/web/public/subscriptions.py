@@ -30,7 +30,7 @@ def _delivery(purpose: str, token: str) -> int:
 
 def page(template: str, recipient: subscriptions.Recipient, **values: Any) -> Any:
     """A customer-facing page in the recipient's language, with the company's brand."""
-    texts = Texts(recipient.locale)
+    texts = Texts(recipient.locale, recipient.time_zone)
     html = render_template(
         f"public/{template}", t=texts, company=settings().company, recipient=recipient,
         kind_label=texts(f"kind.{recipient.kind.value}"), **values,

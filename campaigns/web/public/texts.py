@@ -7,6 +7,7 @@ language by adding its table; a key it lacks falls back to English.
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
@@ -40,7 +41,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "kind.survey": "satisfaction surveys",
         "kind.other": "other letters",
         "ack.title": "Please confirm you have read this",
-        "ack.intro": "{letter}, version {version} ({language}), sent to {email} on {date}.",
+        "ack.intro": "“{letter}”, version {version} ({language}), sent to {email} on {date}.",
         "ack.button": "I have read and accept",
         "ack.done": "Thank you. You accepted this letter on {date}.",
         "ack.fingerprint": "Fingerprint of the text you accepted",
@@ -76,7 +77,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "kind.survey": "Zufriedenheitsumfragen",
         "kind.other": "sonstigen Briefe",
         "ack.title": "Bitte bestätigen Sie, dass Sie dies gelesen haben",
-        "ack.intro": "{letter}, Version {version} ({language}), gesendet an {email} am {date}.",
+        "ack.intro": "„{letter}“, Version {version} ({language}), gesendet an {email} am {date}.",
         "ack.button": "Ich habe es gelesen und akzeptiere",
         "ack.done": "Vielen Dank. Sie haben diesen Brief am {date} akzeptiert.",
         "ack.fingerprint": "Fingerabdruck des akzeptierten Textes",
@@ -89,16 +90,23 @@ TEXTS: dict[str, dict[str, str]] = {
 class Texts:
     """The page words of one locale: `texts("key", name=value)`; dates in that locale."""
 
-    def __init__(self, locale: str | None) -> None:
+    def __init__(self, locale: str | None, time_zone: str = "UTC") -> None:
         self.locale = _supported(locale)
         self._table = TEXTS[self.locale]
+        try:
+            self._zone = ZoneInfo(time_zone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            self._zone = ZoneInfo("UTC")
 
     def __call__(self, key: str, **values: object) -> str:
         text = self._table.get(key) or TEXTS["en"][key]
         return text.format(**values) if values else text
 
     def date(self, moment: datetime | None) -> str:
-        return format_datetime(moment, "medium", locale=self.locale) if moment else ""
+        """A time in the contact's time zone and language ("Nov 23, 2026, 5:34 PM")."""
+        if moment is None:
+            return ""
+        return format_datetime(moment, "medium", tzinfo=self._zone, locale=self.locale)
 
     def language(self, tag: str | None) -> str:
         """The name of a language, in this page's language ("German", "Deutsch")."""
