@@ -17,6 +17,8 @@ MEASURES: dict[str, str] = {
     "contact_import": "bench.contact_import",
     "letter_render": "bench.letter_render",
     "letter_render_dkim": "bench.letter_render:measure_dkim",
+    "tracking_hits": "bench.tracking_hits",
+    "tracking_hits_postgresql": "bench.tracking_hits:measure_postgresql",
 }
 
 

@@ -49,6 +49,8 @@ class Settings:
     reply_to: str = ""  # where replies to letters go; empty: to the sender
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: workers export no metrics
+    # The header a reverse proxy puts the client's address in; empty: the socket's peer.
+    trusted_proxy_header: str = ""
     # Retired keys still accepted for tracking links already sent; never for sessions.
     old_secret_keys: tuple[str, ...] = ()
     # DKIM signing: on when a key file is given; the domain defaults to the sender's.
@@ -143,6 +145,7 @@ class Settings:
             reply_to=_reply_to(env.get("REPLY_TO", "")),
             metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "METRICS_PORT", 0, low=0, high=65535),
+            trusted_proxy_header=_header_name(env, "TRUSTED_PROXY_HEADER"),
             old_secret_keys=old_keys,
             **_dkim(env, sender_email),
             company=_company(env, sender_name, sender_email),
@@ -392,6 +395,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
     return value
+
+
+def _header_name(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not re.fullmatch(r"[A-Za-z0-9-]+", raw):
+        raise ConfigError(f"{name}={raw!r} is not an HTTP header name (like X-Forwarded-For)")
+    return raw
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> float:

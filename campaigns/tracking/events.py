@@ -1,80 +1,70 @@
-"""Recording what customers did with their letters: opens and clicks, people or machines."""
+"""Recording what customers did with their letters: opens and clicks, people or machines.
+
+Hits are not part of a caller's transaction: the process's hit writer (`hits.HitWriter`)
+writes them in groups, a few milliseconds after these functions return (`flush` waits for
+it). So they take the `Database`, not a session; a click's one look-up (the URL it leads
+to) runs on a connection that takes no lock.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, text
 
-from campaigns.db import utcnow
+from campaigns.db import Database, utcnow
 from campaigns.errors import TokenInvalid
-from campaigns.models import Delivery, DeliveryState, Event, EventKind, Link
+from campaigns.models import EventKind
+from campaigns.tracking import hits
+from campaigns.tracking.machines import Hit
 
-# Image proxies and link scanners fetch on the customer's behalf; their hits are not people.
-MACHINE_AGENTS = (
-    "googleimageproxy", "yahoomailproxy", "bot", "spider", "crawler", "python-requests",
-    "curl/", "wget/", "barracuda", "mimecast", "proofpoint",
-)  # fmt: skip
-DELIVERED = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
-
-
-def is_machine(user_agent: str) -> bool:
-    agent = user_agent.lower()
-    return not agent or any(marker in agent for marker in MACHINE_AGENTS)
+_LINK_URL = text(
+    "SELECT links.url FROM deliveries JOIN links "  # noqa: S608
+    "ON links.version_id = deliveries.letter_version_id "
+    "WHERE deliveries.id = :delivery_id AND links.id = :link_id "
+    f"AND deliveries.state IN ({hits.DELIVERED_SQL})"
+).bindparams(bindparam("delivery_id"), bindparam("link_id"))
 
 
-def _delivered(session: Session, delivery_id: int) -> Delivery:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.state not in DELIVERED:
-        raise TokenInvalid("this link does not belong to a delivered letter")
-    return delivery
+def record(database: Database, pending: hits.Pending) -> None:
+    """Hand a hit to the process's hit writer (see `hits`)."""
+    hits.writer(database.engine).write(pending)
 
 
 def record_open(
-    session: Session, delivery_id: int, *, user_agent: str = "", now: datetime | None = None
-) -> Event:
-    """Record that a delivered letter was opened (its pixel was fetched)."""
-    delivery = _delivered(session, delivery_id)
-    event = Event(
-        kind=EventKind.OPEN, delivery_id=delivery.id, contact_id=delivery.contact_id,
-        occurred_at=now or utcnow(), user_agent=user_agent[:500],
-        is_machine=is_machine(user_agent),
-    )  # fmt: skip
-    session.add(event)
-    return event
+    database: Database, delivery_id: int, *, hit: Hit, now: datetime | None = None
+) -> None:
+    """Record that a letter's pixel was fetched, by a person or a machine.
+
+    No look-up: the hit writer drops the hits of letters that were not delivered.
+    """
+    record(database, hits.Pending(EventKind.OPEN, delivery_id, hit, now or utcnow()))
 
 
-def click_target(session: Session, delivery_id: int, link_id: int) -> tuple[Delivery, Link]:
-    """Return the delivery and the stored link a click token names.
+def click_url(database: Database, delivery_id: int, link_id: int) -> str:
+    """Return the stored URL a click token leads to.
 
     The link must belong to the version the delivery was sent with: a token can never
     redirect anywhere the letter did not link to.
     """
-    delivery = _delivered(session, delivery_id)
-    link = session.scalar(
-        select(Link).where(Link.id == link_id, Link.version_id == delivery.letter_version_id)
-    )
-    if link is None or not link.url.startswith(("https://", "http://")):
-        raise TokenInvalid("this link does not belong to the letter")
-    return delivery, link
+    with hits.writer(database.engine).reader.connect() as connection:
+        url = connection.scalar(_LINK_URL, {"delivery_id": delivery_id, "link_id": link_id})
+    if url is None or not url.startswith(("https://", "http://")):  # never javascript:
+        raise TokenInvalid("this link does not belong to a delivered letter")
+    return str(url)
 
 
 def record_click(
-    session: Session, delivery_id: int, link_id: int, *, user_agent: str = "",
+    database: Database, delivery_id: int, link_id: int, *, hit: Hit,
     now: datetime | None = None,
 ) -> str:  # fmt: skip
-    """Record a click and return the stored URL to redirect to."""
-    delivery, link = click_target(session, delivery_id, link_id)
-    session.add(
-        Event(
-            kind=EventKind.CLICK,
-            delivery_id=delivery.id,
-            contact_id=delivery.contact_id,
-            link_id=link.id,
-            occurred_at=now or utcnow(),
-            user_agent=user_agent[:500],
-            is_machine=is_machine(user_agent),
-        )  # fmt: skip
-    )
-    return link.url
+    """Record a click and return the stored URL to redirect to (see `click_url`)."""
+    url = click_url(database, delivery_id, link_id)
+    record(database, hits.Pending(EventKind.CLICK, delivery_id, hit, now or utcnow(),
+                                  link_id=link_id))  # fmt: skip
+    return url
+
+
+def flush(database: Database) -> None:
+    """Wait until the hits recorded so far in this process are in the database."""
+    hits.writer(database.engine).flush()
