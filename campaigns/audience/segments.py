@@ -264,13 +264,13 @@ def _pair_clause(segment: Segment, session: Session | None, today: date | None) 
     return Contact.erased_at.is_(None) & compiler.pair_clause(tree, Contract, ctx)
 
 
-def _targets_pairs(segment: Segment) -> bool:
+def targets_pairs(segment: Segment) -> bool:
     return segment.kind == SegmentKind.DYNAMIC and segment.target == SegmentTarget.CONTRACTS
 
 
 def count_members(session: Session, segment: Segment, *, today: date | None = None) -> int:
     """Count contacts, or (contact, contract) pairs for a contracts segment."""
-    if _targets_pairs(segment):
+    if targets_pairs(segment):
         query = (
             select(func.count())
             .select_from(Contact)
@@ -290,7 +290,7 @@ def sample(
     session: Session, segment: Segment, *, limit: int = 20, today: date | None = None
 ) -> list[Member]:
     """The first rows of a segment as it stands now, newest contacts first."""
-    if _targets_pairs(segment):
+    if targets_pairs(segment):
         query = (
             select(Contact, Contract)
             .join(Contract, Contract.contact_id == Contact.id)

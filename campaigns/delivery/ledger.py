@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from campaigns.audience import segments
 from campaigns.db import Base, UTCDateTime, require
@@ -28,9 +29,11 @@ from campaigns.models import (
     CampaignStatus,
     Contact,
     ContactStatus,
+    Contract,
     Delivery,
     DeliveryState,
     KindOptOut,
+    Segment,
     Suppression,
 )
 from campaigns.models import LetterCategory as Category
@@ -108,16 +111,38 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
         literal(0),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
-    ).where(
-        segments.membership(campaign.segment, today=now.date()),
-        Contact.erased_at.is_(None),  # erased people are never mailed, whatever a rule says
-    )
+    ).where(Contact.erased_at.is_(None))  # erased people are never mailed, whatever a rule says
     columns = ["campaign_id", "contact_id", "segment_id", "letter_version_id", "email", "state",
                "reason", "attempts", "created_at", "due_at"]  # fmt: skip
+    if segments.targets_pairs(campaign.segment):
+        # One letter per contact, about the soonest-ending of their matching contracts.
+        chosen = soonest_contract(campaign.segment, today=now.date())
+        audience = (
+            audience.add_columns(chosen.c.contract_id, Contract.term)
+            .join(chosen, chosen.c.contact_id == Contact.id)
+            .join(Contract, Contract.id == chosen.c.contract_id)
+        )
+        columns += ["contract_id", "term"]
+    else:
+        audience = audience.where(segments.membership(campaign.segment, today=now.date()))
     stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, audience)
     # SQLAlchemy keeps an INSERT's row count only when asked (PostgreSQL answered -1).
     result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def soonest_contract(segment: Segment, *, today: date) -> Subquery:
+    """`(contact_id, contract_id)`: each member's soonest-ending contract matching a
+    contracts segment (ties: the lowest id)."""
+    pairs = segments.pairs(segment, today=today).subquery()
+    rank = func.row_number().over(partition_by=pairs.c.contact_id,
+                                  order_by=(Contract.ends_on, Contract.id))  # fmt: skip
+    ranked = (
+        select(pairs.c.contact_id, pairs.c.contract_id, rank.label("rank"))
+        .join(Contract, Contract.id == pairs.c.contract_id)
+        .subquery()
+    )
+    return select(ranked.c.contact_id, ranked.c.contract_id).where(ranked.c.rank == 1).subquery()
 
 
 def counts_by_state(session: Session, campaign_id: int) -> dict[DeliveryState, int]:
