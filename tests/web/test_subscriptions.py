@@ -298,3 +298,12 @@ def test_an_acknowledgment_keeps_version_locale_hash_and_client_once(
     (row,) = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
     assert (row["email"], row["version"], row["text_sha256"]) == (
         "ada@example.com", "1", ack.text_sha256)  # fmt: skip
+
+
+def test_only_one_click_unsubscribe_relay_hooks_and_the_api_skip_the_csrf_check(
+    app: Flask,
+) -> None:
+    csrf = app.extensions["csrf"]
+    assert csrf._exempt_views == {"campaigns.web.public.subscriptions.unsubscribe",
+                                  "campaigns.web.public.relays.ses_notification"}  # fmt: skip
+    assert {bp.name for bp in csrf._exempt_blueprints} == {"api"}
