@@ -1,4 +1,10 @@
-"""Results per campaign and per segment: audience, sent, failed, opened, clicked."""
+"""Results per campaign and per segment: audience, sent, failed, opened, clicked.
+
+Opened and clicked count people: letters with at least one open (click) that was not a
+proxy's or a scanner's (campaigns.tracking.machines). Beside them, `opened_machine` and
+`clicked_machine` count the letters that machines opened (clicked), whether or not a person
+did too.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ class FunnelRow:
     held_out: int
     opened: int
     clicked: int
+    opened_machine: int
+    clicked_machine: int
 
     @property
     def open_rate(self) -> float:
@@ -46,9 +54,10 @@ def _count_state(state: DeliveryState) -> ColumnElement[int]:
     return func.count(distinct(case((Delivery.state == state, Delivery.id))))
 
 
-def _count_event(kind: EventKind) -> ColumnElement[int]:
-    # Distinct deliveries with at least one human event of this kind.
-    return func.count(distinct(case((Event.kind == kind, Event.delivery_id))))
+def _count_event(kind: EventKind, *, machine: bool = False) -> ColumnElement[int]:
+    # Distinct deliveries with at least one event of this kind, by a person or by a machine.
+    caught = and_(Event.kind == kind, Event.is_machine.is_(machine))
+    return func.count(distinct(case((caught, Event.delivery_id))))
 
 
 def campaign_funnels(session: Session, *, campaign_id: int | None = None) -> list[FunnelRow]:
@@ -65,11 +74,18 @@ def campaign_funnels(session: Session, *, campaign_id: int | None = None) -> lis
             _count_state(DeliveryState.HELD_OUT),
             _count_event(EventKind.OPEN),
             _count_event(EventKind.CLICK),
+            _count_event(EventKind.OPEN, machine=True),
+            _count_event(EventKind.CLICK, machine=True),
         )  # fmt: skip
         .select_from(Delivery)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .join(Segment, Segment.id == Delivery.segment_id)
-        .outerjoin(Event, and_(Event.delivery_id == Delivery.id, Event.is_machine.is_(False)))
+        .outerjoin(
+            Event,
+            and_(
+                Event.delivery_id == Delivery.id, Event.kind.in_((EventKind.OPEN, EventKind.CLICK))
+            ),
+        )  # fmt: skip
         .group_by(Campaign.id, Campaign.name, Segment.name)
         .order_by(Campaign.id.desc(), Segment.name)
     )
