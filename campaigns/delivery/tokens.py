@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import zlib
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -31,9 +32,10 @@ class Tokens:
         }
         # itsdangerous derives the HMAC key again (and tries zlib) on every dumps(): about
         # 100 µs, seven times a letter. The same token from a key derived once costs ~8 µs.
-        self._signing_keys = {
-            p: hashlib.sha1(f"campaigns.{p}".encode() + b"signer" + secret_key.encode()).digest()
-            for p in self.PURPOSES
+        self._signing_keys = {p: _derived(p, secret_key) for p in self.PURPOSES}
+        # Checking a token by hand is as cheap: every key, the current one first.
+        self._checking_keys = {
+            p: [_derived(p, key) for key in reversed(keys)] for p in self.PURPOSES
         }
 
     @classmethod
@@ -49,16 +51,46 @@ class Tokens:
         mac = hmac.new(self._signing_keys[purpose], body, hashlib.sha1).digest()
         return (body + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
 
+    def _checked(self, purpose: str, token: str) -> Any:
+        """The ids of an uncompressed token whose signature one of our keys made, else None.
+
+        What `URLSafeSerializer.loads` does for such a token, without deriving the keys
+        again on every call (about 80 µs of a tracked hit's time).
+        """
+        body, dot, mac = token.rpartition(".")
+        if not dot or not body or body.startswith("."):
+            return None
+        try:
+            given = _unpadded_b64decode(mac)
+        except ValueError:
+            return None
+        for key in self._checking_keys[purpose]:
+            expected = hmac.new(key, body.encode("ascii", "replace"), hashlib.sha1).digest()
+            if hmac.compare_digest(expected, given):
+                return json.loads(_unpadded_b64decode(body))
+        return None
+
     def verify(self, purpose: str, token: str, *, arity: int = 1) -> tuple[int, ...]:
         """Return the ids in a token, or raise TokenInvalid if it was not signed by us."""
         try:
-            ids = self._serializers[purpose].loads(token)
+            ids = self._checked(purpose, token)
+            if ids is None:  # compressed, or not ours: as itsdangerous says
+                ids = self._serializers[purpose].loads(token)
         except (BadSignature, KeyError, ValueError):
             raise TokenInvalid(f"this {purpose} link is not valid") from None
         valid = isinstance(ids, list) and len(ids) == arity
         if not valid or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise TokenInvalid(f"this {purpose} link is not valid")
         return tuple(ids)
+
+
+def _derived(purpose: str, secret_key: str) -> bytes:
+    """The HMAC key itsdangerous derives for a purpose's salt ("django-concat")."""
+    return hashlib.sha1(f"campaigns.{purpose}".encode() + b"signer" + secret_key.encode()).digest()
+
+
+def _unpadded_b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _incompressible(payload: bytes) -> bool:

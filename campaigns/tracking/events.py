@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, text
-
 from campaigns.db import Database, utcnow
 from campaigns.errors import TokenInvalid
 from campaigns.models import EventKind
 from campaigns.tracking import hits
 from campaigns.tracking.machines import Hit
 
-_LINK_URL = text(
+_LINK_URL = (
     "SELECT links.url FROM deliveries JOIN links "  # noqa: S608
     "ON links.version_id = deliveries.letter_version_id "
     "WHERE deliveries.id = :delivery_id AND links.id = :link_id "
     f"AND deliveries.state IN ({hits.DELIVERED_SQL})"
-).bindparams(bindparam("delivery_id"), bindparam("link_id"))
+)
 
 
 def record(database: Database, pending: hits.Pending) -> None:
@@ -47,8 +45,10 @@ def click_url(database: Database, delivery_id: int, link_id: int) -> str:
     The link must belong to the version the delivery was sent with: a token can never
     redirect anywhere the letter did not link to.
     """
-    with hits.writer(database.engine).reader.connect() as connection:
-        url = connection.scalar(_LINK_URL, {"delivery_id": delivery_id, "link_id": link_id})
+    row = hits.writer(database.engine).lookup(
+        _LINK_URL, {"delivery_id": delivery_id, "link_id": link_id}
+    )
+    url = row[0] if row else None
     if url is None or not url.startswith(("https://", "http://")):  # never javascript:
         raise TokenInvalid("this link does not belong to a delivered letter")
     return str(url)

@@ -15,16 +15,18 @@ killed; a normal exit writes them first (`flush_all`, at exit).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Engine, Integer, bindparam, text
+from sqlalchemy import Boolean, Connection, Engine, Integer, bindparam, event, text
 
 from campaigns.db import JSONType, UTCDateTime
 from campaigns.models import DeliveryState, EventKind
@@ -37,6 +39,8 @@ DELIVERED = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
 DELIVERED_SQL = ", ".join(f"'{state.value}'" for state in DELIVERED)
 CLICKS = (EventKind.CLICK, EventKind.RENEWAL_CLICK)
 _CLICKS_SQL = ", ".join(f"'{kind.value}'" for kind in CLICKS)
+
+_NAMED = re.compile(r"(?<!:):(\w+)")  # a `:name` parameter (not a `::` cast)
 
 # (The f-strings below insert enum values of this codebase's own, never data.)
 _DELIVERIES = (
@@ -102,11 +106,52 @@ class HitWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # Look-ups on the hit path never wait for (or take) the write lock.
-        self.reader = engine.execution_options(reading=True)
+        self._own = threading.local()  # each request thread's connection for `lookup`
+        self._opened: list[Any] = []  # all of them, closed with the engine
+        event.listen(engine, "engine_disposed", self._close_lookups)
+        # sqlite3 takes `:name` parameters as they are; psycopg takes `%(name)s`.
+        self._pyformat = engine.dialect.name == "postgresql"
         self._queue: queue.SimpleQueue[Pending | threading.Event] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    def lookup(self, sql: str, parameters: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of one read (SQL with `:name` parameters), or None.
+
+        The hit path's one read goes straight to the driver on a connection of the
+        request thread's own, in autocommit: through SQLAlchemy (pool check-out, BEGIN,
+        ROLLBACK, result objects) it cost more than the rest of a click together.
+        """
+        connection: Any = getattr(self._own, "connection", None)
+        if connection is None:
+            raw = self.engine.raw_connection()
+            raw.detach()  # this thread's for good: not the pool's to count or hand out
+            connection = raw.dbapi_connection
+            if self.engine.dialect.name == "postgresql":
+                connection.autocommit = True  # a lone SELECT: no transaction left open
+            self._own.connection = connection
+            with self._lock:
+                self._opened.append(connection)
+        if self._pyformat:
+            sql = _NAMED.sub(r"%(\1)s", sql)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, parameters)
+            row = cursor.fetchone()
+            cursor.close()
+        except Exception:
+            self._own.connection = None  # broken (a restarted server): a new one next time
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+        return None if row is None else tuple(row)
+
+    def _close_lookups(self, _engine: Engine) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            with contextlib.suppress(Exception):
+                connection.close()
 
     def write(self, pending: Pending) -> None:
         """Hand `pending` to the writer thread; it is committed within milliseconds."""

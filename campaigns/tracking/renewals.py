@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import text
-
 from campaigns.db import Database, utcnow
 from campaigns.errors import TokenInvalid
 from campaigns.models import EventKind
@@ -16,7 +14,7 @@ from campaigns.tracking.machines import Hit
 
 DISCOUNT_PARAMETER = "discount"  # the query parameter the shop reads the discount code from
 
-_RENEWAL = text(
+_RENEWAL = (
     "SELECT deliveries.contact_id, deliveries.contract_id, contracts.contact_id AS holder, "  # noqa: S608
     "contracts.renewal_url FROM deliveries LEFT JOIN contracts ON contracts.id = :contract_id "
     f"WHERE deliveries.id = :delivery_id AND deliveries.state IN ({hits.DELIVERED_SQL})"
@@ -29,15 +27,15 @@ def renewal_url(database: Database, delivery_id: int, contract_id: int) -> str:
     The contract must be the one the letter was sent about, and still have an http(s)
     renewal URL: a token of one letter never redirects to another customer's shop page.
     """
-    with hits.writer(database.engine).reader.connect() as connection:
-        row = connection.execute(
-            _RENEWAL, {"delivery_id": delivery_id, "contract_id": contract_id}
-        ).first()
+    row = hits.writer(database.engine).lookup(
+        _RENEWAL, {"delivery_id": delivery_id, "contract_id": contract_id}
+    )
     if row is None:
         raise TokenInvalid("this link does not belong to a delivered letter")
-    if row.contract_id != contract_id or row.holder != row.contact_id:
+    contact_id, row_contract_id, holder, renewal_target = row
+    if row_contract_id != contract_id or holder != contact_id:
         raise TokenInvalid("this renewal link does not belong to the letter")
-    url = row.renewal_url or ""
+    url = renewal_target or ""
     if not url.startswith(("https://", "http://")):
         raise TokenInvalid("this contract has no renewal page any more")
     return str(url)
