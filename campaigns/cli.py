@@ -194,6 +194,9 @@ def web() -> None:
     from campaigns.web import create_app
 
     settings = _settings(signing=True)
+    # SIGTERM (systemd, `campaigns run`) ends it like Ctrl-C: the hits answered but not yet
+    # written are written at exit (campaigns.tracking.hits.flush_all), not lost.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(create_app(settings), host=settings.web_host, port=settings.web_port, threads=8,
           ident="campaigns")  # fmt: skip
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,7 +29,7 @@ from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.delivery.tokens import Tokens
-from campaigns.embedded.services import SMTPCatcher
+from campaigns.embedded.services import SMTPCatcher, free_port, port_open
 from campaigns.models import (
     Contact,
     ContactStatus,
@@ -37,6 +42,7 @@ from campaigns.models import (
 )
 from campaigns.tracking import events, reports
 from campaigns.tracking.machines import Hit
+from tests.conftest import wait_until
 from tests.factories import make_contact, make_segment, make_version
 from tests.web.conftest import PASSWORD, create_test_app, login
 
@@ -300,3 +306,27 @@ def test_a_pixel_of_a_letter_never_delivered_records_nothing(
     events.flush(db)
     with db.reading() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_campaigns_web_stopped_with_sigterm_writes_the_hits_it_answered(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    letters = sent_letters(db, 30, sent_ago=timedelta(hours=1))
+    tokens = Tokens.from_settings(settings)
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key,
+               CAMPAIGNS_DATA_DIR=str(tmp_path), WEB_HOST="127.0.0.1",
+               WEB_PORT=str(port))  # fmt: skip
+    web = subprocess.Popen([sys.executable, "-m", "campaigns.cli", "web"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert wait_until(lambda: port_open("127.0.0.1", port), what="campaigns web")
+        for delivery_id, _link in letters:
+            path = f"/o/{tokens.sign('open', delivery_id)}.gif"
+            assert fetch(("127.0.0.1", port), "GET", path) == 200
+        web.send_signal(signal.SIGTERM)  # at once: the last hits are still being gathered
+        assert web.wait(timeout=30) == 0
+    finally:
+        web.kill()
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 30
