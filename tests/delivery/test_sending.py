@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -32,6 +33,7 @@ from campaigns.models import (
     LetterCategory,
     Role,
 )
+from campaigns.tracking import events as tracking_events
 from campaigns.web import create_app
 from tests.conftest import ROOT, wait_until
 from tests.factories import (
@@ -103,11 +105,14 @@ def test_scheduled_campaign_is_sent_by_a_real_worker_and_the_open_is_recorded(
     assert pixel is not None
     client = create_app(settings, database=db).test_client()
     path = urlsplit(pixel.group(1)).path
+    with db.unit_of_work() as s:  # read an hour later (an open within seconds is a machine's)
+        s.execute(update(Delivery).values(sent_at=utcnow() - timedelta(hours=1)))
     answer = client.get(path, headers={"User-Agent": "Mozilla/5.0 (Macintosh)"})
     assert answer.status_code == 200 and answer.mimetype == "image/gif"
     forged = client.get(path.replace(".gif", "x.gif"))
     assert forged.status_code == 404
 
+    tracking_events.flush(db)  # hits are written a moment after they are answered
     with db.unit_of_work() as s:
         events = list(s.scalars(select(Event)))
     assert [(e.kind, e.delivery_id, e.is_machine) for e in events] == [
