@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from campaigns.audience import contacts
 from campaigns.config import Settings
-from campaigns.db import Database, utcnow
+from campaigns.db import Database
 from campaigns.delivery import sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.delivery.tokens import Tokens
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import authoring, context, rendering, stock
+from campaigns.letters.context import today_in
 from campaigns.models import Delivery, DeliveryState, LetterKind
 
 PUBLIC = "https://mail.example.com"
@@ -70,9 +71,13 @@ def settings() -> Settings:
     return Settings.from_env(SETTINGS_ENV)
 
 
+# Ada lives in Berlin: her letters count days from her date, a day ahead of UTC late at night.
+ADA_ZONE = "Europe/Berlin"
+
+
 def _ada(s: Session, *, ends_on: date) -> tuple[int, int]:
     ada = contacts.create_contact(
-        s, "ada@example.com", first_name="Ada", last_name="Lovelace", time_zone="Europe/Berlin",
+        s, "ada@example.com", first_name="Ada", last_name="Lovelace", time_zone=ADA_ZONE,
         customer_since=date(2018, 5, 1),
     )  # fmt: skip
     contract = contacts.add_contract(
@@ -87,7 +92,7 @@ def _send_stock_letters(
     db: Database, settings: Settings, smtp_server: SMTPCatcher, *, with_contract: bool = True
 ) -> dict[LetterKind, tuple[Message, int]]:
     """Every stock letter sent to Ada through the real send path; by kind (letter, row id)."""
-    today = utcnow().date()
+    today = today_in(ADA_ZONE)
     with db.unit_of_work() as s:
         versions = stock.load(s)
         contact_id, contract_id = _ada(s, ends_on=today + timedelta(days=30))
@@ -145,7 +150,7 @@ def test_each_stock_letter_goes_out_with_every_field_filled_and_every_link_track
 ) -> None:
     letters = _send_stock_letters(sqlite_db, settings, smtp_server)
     tokens = Tokens.from_settings(settings)
-    ends = babel_date(utcnow().date() + timedelta(days=30), "long", locale="en")
+    ends = babel_date(today_in(ADA_ZONE) + timedelta(days=30), "long", locale="en")
 
     assert set(letters) == set(SUBJECTS)
     for kind, (letter, row_id) in letters.items():

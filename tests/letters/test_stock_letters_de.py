@@ -15,14 +15,16 @@ from sqlalchemy import select
 
 from campaigns.audience import contacts
 from campaigns.config import Settings
-from campaigns.db import Database, utcnow
+from campaigns.db import Database
 from campaigns.delivery import sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.delivery.tokens import Tokens
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import authoring, context, rendering, stock, translations
+from campaigns.letters.context import today_in
 from campaigns.models import Delivery, DeliveryState, LetterKind
 from tests.letters.test_stock_letters import (
+    ADA_ZONE,
     NOW,
     PUBLIC,
     TRACKED,
@@ -74,12 +76,12 @@ def _send(
     kinds: tuple[LetterKind, ...] = tuple(SUBJECTS),
 ) -> dict[LetterKind, tuple[Message, int]]:  # fmt: skip
     """Each stock letter of `kinds` sent to Ada, whose locale is `locale`, by the send path."""
-    today = utcnow().date()
+    today = today_in(ADA_ZONE)
     with db.unit_of_work() as s:
         versions = stock.load(s)
         ada = contacts.create_contact(
             s, "ada@example.com", first_name="Ada", last_name="Lovelace", locale=locale,
-            time_zone="Europe/Berlin", customer_since=date(2018, 5, 1),
+            time_zone=ADA_ZONE, customer_since=date(2018, 5, 1),
         )  # fmt: skip
         contract = contacts.add_contract(
             s, ada.id, product="Premium Support", plan="Jährlich", starts_on=date(2026, 2, 1),
@@ -131,7 +133,7 @@ def test_each_stock_letter_goes_out_in_german_whole_and_tracked(
 ) -> None:
     letters = _send(sqlite_db, settings, smtp_server, locale="de")
     tokens = Tokens.from_settings(settings)
-    ends = babel_date(utcnow().date() + timedelta(days=30), "long", locale="de")
+    ends = babel_date(today_in(ADA_ZONE) + timedelta(days=30), "long", locale="de")
     assert re.fullmatch(r"\d{1,2}\. \w+ \d{4}", ends)  # "2. März 2027", the German long form
 
     assert set(letters) == set(SUBJECTS)
