@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from campaigns.db import Base, intpk, json_dict, utcnow
@@ -23,9 +23,18 @@ class EventKind(StrEnum):
     COMPLAINT = "complaint"
 
 
+FEEDBACK_KINDS = "kind IN ('bounce', 'complaint')"
+
+
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_delivery_id_kind", "delivery_id", "kind"),)
+    __table_args__ = (
+        Index("ix_events_delivery_id_kind", "delivery_id", "kind"),
+        # A letter bounces, or is complained about, once: two receivers reading the same
+        # report at the same moment cannot both record it (tracking.bounces.record).
+        Index("uq_events_delivery_feedback", "delivery_id", "kind", unique=True,
+              sqlite_where=text(FEEDBACK_KINDS), postgresql_where=text(FEEDBACK_KINDS)),
+    )  # fmt: skip
 
     id: Mapped[intpk]
     kind: Mapped[EventKind] = mapped_column(String(20))

@@ -20,6 +20,7 @@ from email.message import Message
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.config import Bounces
@@ -235,10 +236,13 @@ def record(
     seen = select(Event.id).where(Event.delivery_id == delivery.id, Event.kind == report.kind)
     if session.scalar(seen.limit(1)) is not None:
         return Recorded("duplicate", delivery.id)
-    session.add(Event(kind=report.kind, delivery_id=delivery.id, contact_id=delivery.contact_id,
-                      occurred_at=now or utcnow(), user_agent=report.source,
-                      detail=report.detail()))  # fmt: skip
-    session.flush()
+    try:
+        with session.begin_nested():  # another receiver may record the same report now
+            session.add(Event(kind=report.kind, delivery_id=delivery.id,
+                              contact_id=delivery.contact_id, occurred_at=now or utcnow(),
+                              user_agent=report.source, detail=report.detail()))  # fmt: skip
+    except IntegrityError:  # it did (uq_events_delivery_feedback): it applies the rules
+        return Recorded("duplicate", delivery.id)
     suppressed = _apply_rules(session, delivery, report, soft_limit=rules.soft_limit)
     paused = None
     if delivery.campaign_id is not None and (report.kind == EventKind.COMPLAINT

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from campaigns.config import Settings
 from campaigns.db import Database
 from campaigns.delivery import sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
-from campaigns.models import Campaign, CampaignStatus, ContactStatus
+from campaigns.models import Campaign, CampaignStatus, ContactStatus, Event, EventKind
 from campaigns.models import DeliveryState as State
 from campaigns.tracking import bounces
 from campaigns.tracking.mailboxes import Receiver
@@ -127,3 +128,19 @@ def test_a_campaign_is_judged_only_once_enough_letters_went_out(
     with db.unit_of_work() as s:
         assert s.get_one(Campaign, campaign_id).status == CampaignStatus.RUNNING
     assert all(contact_status(db, a) == ContactStatus.BOUNCED for a in emails[:3])
+
+
+def test_the_database_keeps_one_bounce_and_one_complaint_per_letter_whatever_races(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    """Two receivers past the "already recorded?" check at once: the index stops the second."""
+    campaign_id = send_to(db, settings, smtp_server, "Race", ["race@example.com"])
+    delivery = ledger_rows(db, campaign_id)["race@example.com"]
+    row = delivery.id
+    with db.unit_of_work() as s:
+        for kind in (EventKind.OPEN, EventKind.OPEN, EventKind.BOUNCE, EventKind.COMPLAINT):
+            s.add(Event(kind=kind, delivery_id=row, contact_id=delivery.contact_id))
+    with pytest.raises(IntegrityError), db.unit_of_work() as s:
+        s.add(Event(kind=EventKind.BOUNCE, delivery_id=row, contact_id=delivery.contact_id))
+    assert [e.kind for e in events_of(db, "race@example.com")] == [
+        "open", "open", "bounce", "complaint"]  # fmt: skip
