@@ -110,8 +110,7 @@ class HitWriter:
         self._own = threading.local()  # each request thread's connection for `lookup`
         self._opened: list[Any] = []  # all of them, closed with the engine
         event.listen(engine, "engine_disposed", self._close_lookups)
-        # sqlite3 takes `:name` parameters as they are; psycopg takes `%(name)s`.
-        self._pyformat = engine.dialect.name == "postgresql"
+        self._postgresql = engine.dialect.name == "postgresql"
         self._queue: queue.SimpleQueue[Pending | threading.Event] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -128,16 +127,17 @@ class HitWriter:
             raw = self.engine.raw_connection()
             raw.detach()  # this thread's for good: not the pool's to count or hand out
             connection = raw.dbapi_connection
-            if self.engine.dialect.name == "postgresql":
+            if self._postgresql:
                 connection.autocommit = True  # a lone SELECT: no transaction left open
             self._own.connection = connection
+            self._own.prepared = set()  # the statements prepared on it
             with self._lock:
                 self._opened.append(connection)
-        if self._pyformat:
-            sql = _NAMED.sub(r"%(\1)s", sql)
         try:
+            if self._postgresql:
+                return _libpq_row(connection.pgconn, self._own.prepared, sql, parameters)
             cursor = connection.cursor()
-            cursor.execute(sql, parameters)
+            cursor.execute(sql, parameters)  # sqlite3 takes `:name` parameters as they are
             row = cursor.fetchone()
             cursor.close()
         except Exception:
@@ -257,6 +257,48 @@ def _flag_links_together(connection: Connection, clicks: list[Pending]) -> None:
         else:
             pending = clicks[position - len(stored)]
             pending.detail.setdefault("machine", "links-together")
+
+
+_INTEGERS = {20, 21, 23}  # PostgreSQL's int8, int2 and int4
+
+
+def _libpq_row(
+    pgconn: Any, prepared: set[bytes], sql: str, parameters: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of a read, run as a statement prepared once per connection through
+    libpq itself (psycopg's `pq` layer): psycopg's cursor spends about 0.7 ms of Python on
+    each execute, libpq a few µs. Values come back as int, str or None."""
+    names = _NAMED.findall(sql)
+    statement = f"hit_{abs(hash(sql)):x}".encode()
+    if statement not in prepared:
+        numbered = sql
+        for position, name in enumerate(dict.fromkeys(names), start=1):
+            numbered = re.sub(rf"(?<!:):{name}\b", f"${position}", numbered)
+        _checked(pgconn.prepare(statement, numbered.encode()), pgconn)
+        prepared.add(statement)
+    values = [None if parameters[n] is None else str(parameters[n]).encode()
+              for n in dict.fromkeys(names)]  # fmt: skip
+    result = _checked(pgconn.exec_prepared(statement, values), pgconn)
+    if result.ntuples == 0:
+        return None
+    row: list[Any] = []
+    for column in range(result.nfields):
+        raw = result.get_value(0, column)
+        if raw is None:
+            row.append(None)
+        else:
+            text_value = bytes(raw).decode()
+            row.append(int(text_value) if result.ftype(column) in _INTEGERS else text_value)
+    return tuple(row)
+
+
+def _checked(result: Any, pgconn: Any) -> Any:
+    from psycopg import pq
+
+    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        message = (result.error_message or pgconn.error_message or b"").decode(errors="replace")
+        raise RuntimeError(f"PostgreSQL refused a hit's look-up: {message.strip()}")
+    return result
 
 
 # Keyed by the engine itself (not its id, which a new engine may reuse) and the process.
