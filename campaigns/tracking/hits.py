@@ -45,7 +45,7 @@ _NAMED = re.compile(r"(?<!:):(\w+)")  # a `:name` parameter (not a `::` cast)
 # (The f-strings below insert enum values of this codebase's own, never data.)
 _DELIVERIES = (
     text(
-        "SELECT id, contact_id, sent_at FROM deliveries "  # noqa: S608
+        "SELECT id, contact_id, letter_version_id, sent_at FROM deliveries "  # noqa: S608
         f"WHERE id IN :ids AND state IN ({DELIVERED_SQL})"
     )
     .bindparams(bindparam("ids", expanding=True))
@@ -84,6 +84,8 @@ class Pending:
     hit: Hit
     now: datetime
     link_id: int | None = None
+    # The version a clicked link belongs to: a click counts only for a letter of it.
+    version_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,6 +109,7 @@ class HitWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.links: dict[int, tuple[int, str]] = {}  # stored links read: version, URL
         self._own = threading.local()  # each request thread's connection for `lookup`
         self._opened: list[Any] = []  # all of them, closed with the engine
         event.listen(engine, "engine_disposed", self._close_lookups)
@@ -217,8 +220,10 @@ def write_group(connection: Connection, group: list[Pending]) -> None:
     """Classify the hits of delivered letters and insert them; skip the others."""
     ids = sorted({p.delivery_id for p in group})
     delivered = {row.id: row for row in connection.execute(_DELIVERIES, {"ids": ids})}
-    # A pixel is answered before this look: one of a letter never delivered goes no further.
-    group = [p for p in group if p.delivery_id in delivered]
+    # A hit is answered before this look: one of a letter never delivered, or a click on a
+    # link of another letter than its token's, goes no further.
+    group = [p for p in group if p.delivery_id in delivered
+             and p.version_id in (None, delivered[p.delivery_id].letter_version_id)]  # fmt: skip
     for pending in group:
         sent_at = delivered[pending.delivery_id].sent_at
         why = machines.reason(pending.hit, sent_at=sent_at, now=pending.now)

@@ -330,3 +330,39 @@ def test_campaigns_web_stopped_with_sigterm_writes_the_hits_it_answered(
         web.kill()
     with db.unit_of_work() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 30
+
+
+def test_clicks_lead_only_to_stored_web_links_and_count_only_for_their_own_letter(
+    app: Flask, db: Database, settings: Settings
+) -> None:
+    """RELIABILITY.md 26: no open redirect, no `javascript:` or `data:`, nothing foreign."""
+    (mine, theirs) = sent_letters(db, 2, sent_ago=timedelta(hours=1))
+    with db.unit_of_work() as s:
+        version_id = s.get_one(Delivery, mine[0]).letter_version_id
+        unsafe = ("javascript:alert(1)", "data:text/html,<b>x</b>")
+        bad = [Link(version_id=version_id, position=90 + n, url=url)
+               for n, url in enumerate(unsafe)]  # fmt: skip
+        s.add_all(bad)
+        s.flush()
+        bad_ids = [link.id for link in bad]
+        other = make_version(s, name="Another letter", html=LETTER)
+        foreign_link = other.links[0].id
+        s.get_one(Delivery, theirs[0]).state = DeliveryState.FAILED
+    tokens = Tokens.from_settings(settings)
+    client = app.test_client()
+
+    def click(delivery_id: int, link_id: int) -> tuple[int, str]:
+        answer = client.get(f"/c/{tokens.sign('click', delivery_id, link_id)}",
+                            headers={"User-Agent": CHROME})  # fmt: skip
+        return answer.status_code, answer.headers.get("Location", "")
+
+    for link_id in (*bad_ids, 999_999):
+        assert click(mine[0], link_id) == (404, "")
+    # Tokens we never sign (a letter never delivered; another letter's link) still lead only
+    # to a link we stored, and count for nobody.
+    assert click(theirs[0], theirs[1])[1].startswith("https://")
+    assert click(mine[0], foreign_link)[1].startswith("https://")
+    assert click(mine[0], mine[1])[0] == 302  # the one real click
+    events.flush(db)
+    with db.reading() as s:
+        assert [(e.delivery_id, e.link_id) for e in s.scalars(select(Event))] == [mine]
