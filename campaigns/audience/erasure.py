@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.db import require, utcnow
 from campaigns.models import (
+    Acknowledgment,
     Contact,
     ContactStatusChange,
     Contract,
@@ -56,8 +57,17 @@ def erase_contact(session: Session, contact_id: int, *, now: datetime | None = N
         .where(Contract.contact_id == contact.id)
         .values(attributes={}, external_id=None, renewal_url=None)
     )
-    # Ledger rows stay, so campaign and segment counts do not move; only the address goes.
-    session.execute(update(Delivery).where(Delivery.contact_id == contact.id).values(email=email))
+    # Ledger rows stay, so campaign and segment counts do not move; the address goes, and
+    # so does what each letter was rendered from (names, attributes: letters.context.snapshot).
+    session.execute(
+        update(Delivery).where(Delivery.contact_id == contact.id).values(email=email, detail={})
+    )
+    # An acknowledgment keeps which version was accepted and when, not from where.
+    session.execute(
+        update(Acknowledgment)
+        .where(Acknowledgment.contact_id == contact.id)
+        .values(remote_addr="", user_agent="")
+    )
     # A letter still waiting would go to the placeholder: it ends suppressed, with the reason.
     session.execute(
         update(Delivery)

@@ -113,13 +113,18 @@ def worlds(draw: st.DrawFn) -> World:
             }  # fmt: skip
             world.deliveries.append(delivery)
             for _ in range(draw(st.integers(0, 2))):
-                world.events.append({
+                event = {
                     "contact_id": contact["id"],
                     "delivery_id": draw(st.just(delivery["id"]) | st.none()),
                     "kind": draw(st.sampled_from(["open", "click", "renewal_click", "bounce"])),
                     "is_machine": draw(st.booleans()),
                     "occurred_at": MIDNIGHT + timedelta(hours=draw(hours)),
-                })  # fmt: skip
+                }  # fmt: skip
+                # A letter bounces once (uq_events_delivery_feedback).
+                if not (event["kind"] == "bounce" and event["delivery_id"] is not None
+                        and any(e["kind"] == "bounce" and e["delivery_id"] == event["delivery_id"]
+                                for e in world.events)):  # fmt: skip
+                    world.events.append(event)
     for contract in world.contracts:
         if draw(st.integers(0, 3)) == 0:
             world.conversions.append({

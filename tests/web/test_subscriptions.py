@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from campaigns.accounts import users
+from campaigns.audience import erasure
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
@@ -307,3 +308,22 @@ def test_only_one_click_unsubscribe_relay_hooks_and_the_api_skip_the_csrf_check(
     assert csrf._exempt_views == {"campaigns.web.public.subscriptions.unsubscribe",
                                   "campaigns.web.public.relays.ses_notification"}  # fmt: skip
     assert {bp.name for bp in csrf._exempt_blueprints} == {"api"}
+
+
+def test_erasure_removes_what_a_letter_was_rendered_from_and_where_it_was_accepted(
+    app: Flask, db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    delivery_id, letter = send_letter(db, settings, smtp_server, kind=LetterKind.POLICY,
+                                      category=LetterCategory.LEGAL)  # fmt: skip
+    customer = app.test_client()
+    path = link(letter, "/a/")
+    customer.post(path, data={"csrf_token": csrf_token(customer, path)}, headers=PHONE)
+    with db.unit_of_work() as s:
+        assert s.get_one(Delivery, delivery_id).detail["recipient"]["contact"]["first_name"]
+        erasure.erase_contact(s, s.get_one(Delivery, delivery_id).contact_id)
+    with db.unit_of_work() as s:
+        assert s.get_one(Delivery, delivery_id).detail == {}
+        (ack,) = s.scalars(select(Acknowledgment))
+        assert (ack.remote_addr, ack.user_agent, len(ack.text_sha256)) == ("", "", 64)
+    assert customer.get(link(letter, "/v/")).status_code == 404
+    assert customer.get(path).status_code == 404
