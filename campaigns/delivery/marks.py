@@ -64,11 +64,11 @@ def _mark_statement(category: LetterCategory) -> TextClause:
     category and kind of letter, its address is not suppressed and its campaign still runs."""
     blocked = ", ".join(f"'{status.value}'" for status in SUPPRESSED_STATUSES[category])
     # The contact may have turned this kind of letter off (legal letters cannot be).
+    # (The kind comes as a parameter: looked up through the row's version instead, the
+    # statement cost the send path about 0.5 ms a letter on SQLite.)
     kind_on = "" if category == LetterCategory.LEGAL else (
         "AND NOT EXISTS (SELECT 1 FROM kind_opt_outs WHERE kind_opt_outs.contact_id = "
-        "deliveries.contact_id AND kind_opt_outs.kind = (SELECT letters.kind FROM "
-        "letter_versions JOIN letters ON letters.id = letter_versions.letter_id "
-        "WHERE letter_versions.id = deliveries.letter_version_id)) "
+        "deliveries.contact_id AND kind_opt_outs.kind = :kind) "
     )  # fmt: skip
     return text(
         "UPDATE deliveries SET"  # noqa: S608
@@ -97,23 +97,24 @@ def record(connection: Connection, outcomes: Sequence[Outcome], *, now: datetime
 
 
 def mark_in_flight(
-    connection: Connection, delivery_id: int, category: LetterCategory, *, now: datetime,
-    locale: str, detail: dict[str, Any],
+    connection: Connection, delivery_id: int, category: LetterCategory, *, kind: str,
+    now: datetime, locale: str, detail: dict[str, Any],
 ) -> bool:  # fmt: skip
     """Mark the row in flight if it may still go (see `_mark_statement`); say whether it was."""
     result = connection.execute(
         _mark_statement(category),
-        {"id": delivery_id, "now": now, "locale": locale, "detail": detail},
+        {"id": delivery_id, "now": now, "locale": locale, "detail": detail, "kind": kind},
     )
     return result.rowcount == 1
 
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A letter about to be sent: its row, its category, and what its ledger row keeps."""
+    """A letter about to be sent: its row, its category and kind, and what its row keeps."""
 
     delivery_id: int
     category: LetterCategory
+    kind: str
     locale: str
     detail: dict[str, Any]
 
@@ -195,8 +196,8 @@ class Writer:
                     mark = request.mark
                     if mark is not None:
                         request.marked = mark_in_flight(
-                            connection, mark.delivery_id, mark.category, now=request.now,
-                            locale=mark.locale, detail=mark.detail,
+                            connection, mark.delivery_id, mark.category, kind=mark.kind,
+                            now=request.now, locale=mark.locale, detail=mark.detail,
                         )  # fmt: skip
         except BaseException as exc:
             for request in group:

@@ -262,7 +262,8 @@ def deliver_batch(
                 release(session, rest, refund=True, due_at=now() + timedelta(seconds=DEFER_SECONDS))
             result.deferred.extend(rest)
             break
-        mark = marks.Mark(prepared.delivery_id, prepared.category, prepared.locale, detail)
+        mark = marks.Mark(prepared.delivery_id, prepared.category, str(prepared.kind),
+                          prepared.locale, detail)  # fmt: skip
         marked = writer.write(pending, mark, now=now())
         pending.clear()
         if not marked:
