@@ -20,17 +20,15 @@ from campaigns.delivery.tokens import Tokens
 from campaigns.errors import TokenInvalid
 from campaigns.letters import context, rendering, translations
 from campaigns.models import (
+    DELIVERED_STATES,
     Campaign,
     Contact,
     Contract,
     Delivery,
-    DeliveryState,
     LetterCategory,
     LetterKind,
     LetterVersion,
 )
-
-DELIVERED = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class Copy:
 def read(session: Session, delivery_id: int) -> Sent:
     """Read what a delivered letter was made of; TokenInvalid if it was never delivered."""
     delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.state not in DELIVERED:
+    if delivery is None or delivery.state not in DELIVERED_STATES:
         raise TokenInvalid("this link does not belong to a delivered letter")
     contact = session.get_one(Contact, delivery.contact_id)
     if contact.erased_at is not None:

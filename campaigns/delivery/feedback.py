@@ -13,6 +13,7 @@ from campaigns.config import Bounces
 from campaigns.delivery import scheduling
 from campaigns.errors import InvalidTransition
 from campaigns.models import (
+    DELIVERED_STATES,
     Campaign,
     CampaignStatus,
     ContactStatus,
@@ -100,10 +101,9 @@ def pause_on_bad_feedback(session: Session, campaign_id: int, *, rules: Bounces)
     status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
     if status != CampaignStatus.RUNNING:
         return None  # most bounces come back after the campaign has completed
-    went_out = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
     sent = session.scalar(
         select(func.count()).where(Delivery.campaign_id == campaign_id,
-                                   Delivery.state.in_(went_out))
+                                   Delivery.state.in_(DELIVERED_STATES))
     ) or 0  # fmt: skip
     if sent < rules.pause_min_sent:
         return None

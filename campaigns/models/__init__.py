@@ -20,6 +20,7 @@ from campaigns.models.contacts import (
     Suppression,
 )
 from campaigns.models.deliveries import (
+    DELIVERED_STATES,
     DELIVERY_TRANSITIONS,
     OPEN_STATES,
     Delivery,
@@ -52,6 +53,7 @@ __all__ = [
     "WorkerHeartbeat",
     "CAMPAIGN_TRANSITIONS",
     "DELIVERY_TRANSITIONS",
+    "DELIVERED_STATES",
     "OPEN_STATES",
     "ApiKey",
     "Approval",

@@ -44,6 +44,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
 }
 
 OPEN_STATES = frozenset({DeliveryState.QUEUED, DeliveryState.SENDING})
+# Letters that went out (an ambiguous one may have): they can be opened, clicked, bounced.
+DELIVERED_STATES = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
 
 
 class Delivery(Base):

@@ -30,7 +30,7 @@ from campaigns.delivery.feedback import HARD, SOFT
 from campaigns.delivery.sending import RETURN_PATH_USER
 from campaigns.delivery.tokens import Tokens
 from campaigns.errors import TokenInvalid
-from campaigns.models import ContactStatus, Delivery, DeliveryState, Event, EventKind
+from campaigns.models import DELIVERED_STATES, ContactStatus, Delivery, Event, EventKind
 
 VERP = re.compile(rf"\b{RETURN_PATH_USER}\+([A-Za-z0-9_.-]{{8,120}})@", re.IGNORECASE)
 MESSAGE_ID = re.compile(r"^Message-ID:[ \t]*(<[^<>\s]{3,250}>)", re.IGNORECASE | re.MULTILINE)
@@ -48,7 +48,6 @@ BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (status notification|failure|has failed|failed)|failure notice|"
     r"returned mail|mail delivery failed|non-?delivery|could not be delivered", re.I,
 )  # fmt: skip
-WENT_OUT = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
 TEXT_LIMIT = 20_000  # characters of a non-standard bounce's text that are searched
 
 
@@ -276,7 +275,7 @@ def soft_in_a_row(session: Session, contact_id: int, limit: int) -> bool:
     """
     last = (
         select(Delivery.id)
-        .where(Delivery.contact_id == contact_id, Delivery.state.in_(WENT_OUT))
+        .where(Delivery.contact_id == contact_id, Delivery.state.in_(DELIVERED_STATES))
         .order_by(func.coalesce(Delivery.sent_at, Delivery.created_at).desc(), Delivery.id.desc())
         .limit(limit)
         .subquery()

@@ -29,14 +29,13 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Engine, Integer, bindparam, event, text
 
 from campaigns.db import JSONType, UTCDateTime
-from campaigns.models import DeliveryState, EventKind
+from campaigns.models import DELIVERED_STATES, EventKind
 from campaigns.tracking import machines
 from campaigns.tracking.machines import Hit
 
 log = logging.getLogger(__name__)
 
-DELIVERED = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
-DELIVERED_SQL = ", ".join(f"'{state.value}'" for state in DELIVERED)
+DELIVERED_SQL = ", ".join(f"'{state.value}'" for state in DELIVERED_STATES)
 CLICKS = (EventKind.CLICK, EventKind.RENEWAL_CLICK)
 _CLICKS_SQL = ", ".join(f"'{kind.value}'" for kind in CLICKS)
 
