@@ -61,6 +61,10 @@ class Settings:
     company: Company = field(default_factory=lambda: Company())
     # Bounces and complaints (docs/bounces.md): where they come back, and what they decide.
     bounces: Bounces = field(default_factory=lambda: Bounces())
+    # How many letters a customer may get, by category (legal letters are never capped).
+    caps: Caps = field(default_factory=lambda: Caps())
+    # A scheduled campaign this late (a long outage, a restored backup) is not sent by itself.
+    max_lateness_hours: int = 24
 
     @property
     def outbox_dir(self) -> Path:
@@ -150,7 +154,27 @@ class Settings:
             **_dkim(env, sender_email),
             company=_company(env, sender_name, sender_email),
             bounces=_bounces(env, sender_email),
+            caps=Caps(
+                marketing_per_week=_int(env, "CAP_MARKETING_PER_WEEK", 2, low=0, high=100),
+                marketing_gap_hours=_int(env, "CAP_MARKETING_GAP_HOURS", 24, low=0, high=24 * 30),
+                service_per_day=_int(env, "CAP_SERVICE_PER_DAY", 3, low=0, high=100),
+            ),
+            max_lateness_hours=_int(env, "MAX_LATENESS_HOURS", 24, low=1, high=24 * 365),
         )
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Frequency caps: what one customer may get, so that nobody is flooded.
+
+    At most `marketing_per_week` marketing letters in any 7 days, and none within
+    `marketing_gap_hours` of another letter of any kind; at most `service_per_day` service
+    letters in any 24 hours. Legal letters are never capped. 0 turns a rule off.
+    """
+
+    marketing_per_week: int = 2
+    marketing_gap_hours: int = 24
+    service_per_day: int = 3
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,22 @@ def tick() -> int:
     config = runtime.settings()
     now = utcnow()
     with runtime.database().unit_of_work() as session:
-        launches = scheduling.launch_due(session, now=now, batch_size=config.batch_size)
+        decided = scheduling.run_tick(
+            session, now=now, caps=config.caps, batch_size=config.batch_size,
+            max_lateness=timedelta(hours=config.max_lateness_hours),
+        )  # fmt: skip
     # Enqueue only after the commit: a worker must find the rows it is told about.
-    for launch in launches:
+    for launch in decided.launches:
         enqueue(launch.batches)
         log.info("launched campaign #%d: %d ledger rows", launch.campaign_id, launch.added)
+    enqueue(decided.batches)
+    if any(decided.written.values()) or decided.released or decided.given_up:
+        log.info(
+            "automations: %d ledger row(s) written, %d deferred letter(s) queued, %d given up",
+            sum(decided.written.values()),
+            decided.released,
+            decided.given_up,
+        )
     with runtime.database().unit_of_work() as session:
         reaped = recovery.reap(
             session, now=now, stale_after=timedelta(seconds=config.worker_stale_seconds)
@@ -45,7 +56,7 @@ def tick() -> int:
     if overdue:
         log.warning("re-enqueued %d overdue row(s)", sum(map(len, overdue)))
         enqueue(overdue)
-    return len(launches)
+    return len(decided.launches)
 
 
 def run_forever() -> None:

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
 from campaigns.audience import segments
+from campaigns.config import Caps
 from campaigns.db import Base, UTCDateTime, require
+from campaigns.delivery import caps as capping
 from campaigns.models import (
     OPEN_STATES,
     Campaign,
@@ -51,12 +53,15 @@ SUPPRESSED_STATUSES: dict[Category, tuple[ContactStatus, ...]] = {
 }
 
 
-def opted_out(category: Category, kind: str) -> ColumnElement[bool]:
-    """Whether the contact (`Contact.id`, or the row's contact) turned this kind of letter
+def opted_out(
+    category: Category, kind: str, contact_id: ColumnElement[int] | None = None
+) -> ColumnElement[bool]:
+    """Whether the contact (`contact_id`, by default `Contact.id`) turned this kind of letter
     off in the preference centre; legal letters cannot be turned off."""
     if category == Category.LEGAL:
         return false()
-    return exists().where(KindOptOut.contact_id == Contact.id, KindOptOut.kind == kind)
+    owner = Contact.id if contact_id is None else contact_id
+    return exists().where(KindOptOut.contact_id == owner, KindOptOut.kind == kind)
 
 
 def opted_out_reason(kind: str) -> str:
@@ -70,27 +75,35 @@ def insert_ignoring_duplicates(session: Session, table: type[Base]) -> Insert:
     return module.insert(table).on_conflict_do_nothing()
 
 
-def holdout_bucket(campaign_id: int) -> ColumnElement[int]:
-    """A stable pseudo-random bucket 0..99 per (campaign, contact), computed in SQL."""
-    return (cast(Contact.id, Integer) * 7919 + campaign_id * 104729) % 100
+def holdout_bucket(seed: int, subject: ColumnElement[int] | None = None) -> ColumnElement[int]:
+    """A stable pseudo-random bucket 0..99 per (seed, subject), computed in SQL: per
+    (campaign, contact) for a broadcast, per (automation, contract) for an automation."""
+    member = Contact.id if subject is None else subject
+    return (cast(member, Integer) * 7919 + seed * 104729) % 100
 
 
-def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
+def materialise(
+    session: Session, campaign: Campaign, *, now: datetime, caps: Caps | None = None
+) -> int:
     """Write one ledger row per audience member; return how many rows were added.
 
-    Suppression and holdout are decided here, in SQL, so every member ends in a state
-    with a reason. Running it twice adds nothing (the unique key campaign × contact).
+    Suppression, holdout and the frequency caps are decided here, in SQL, so every member
+    ends in a state with a reason (a capped broadcast letter is suppressed, not deferred:
+    a broadcast is of its moment). Running it twice adds nothing (the unique key campaign ×
+    contact).
     """
     version = campaign.letter_version
     suppressed = SUPPRESSED_STATUSES[version.letter.category]
     bucket = holdout_bucket(campaign.id)
     listed = exists(select(Suppression.id).where(Suppression.email == Contact.email))
     turned_off = opted_out(version.letter.category, version.letter.kind)
+    capped = capping.rules(caps, version.letter.category, Contact.id, now=now) if caps else []
     state = case(
         (listed, literal(DeliveryState.SUPPRESSED.value)),
         (Contact.status.in_(suppressed), literal(DeliveryState.SUPPRESSED.value)),
         (turned_off, literal(DeliveryState.SUPPRESSED.value)),
         (bucket < campaign.holdout_percent, literal(DeliveryState.HELD_OUT.value)),
+        *((rule.blocked, literal(DeliveryState.SUPPRESSED.value)) for rule in capped),
         else_=literal(DeliveryState.QUEUED.value),
     )
     reason = case(
@@ -98,6 +111,7 @@ def materialise(session: Session, campaign: Campaign, *, now: datetime) -> int:
         (Contact.status.in_(suppressed), "contact is " + Contact.status),
         (turned_off, literal(opted_out_reason(version.letter.kind))),
         (bucket < campaign.holdout_percent, literal("holdout group")),
+        *((rule.blocked, literal(rule.reason)) for rule in capped),
         else_=literal(""),
     )
     audience = select(

@@ -99,7 +99,8 @@ def reap(session: Session, *, now: datetime, stale_after: timedelta) -> Reaped:
 def overdue_batches(
     session: Session, *, now: datetime, grace: timedelta, size: int = 200
 ) -> list[list[int]]:
-    """Queued rows of running campaigns overdue by more than `grace`, in batches to enqueue.
+    """Queued rows of running campaigns (and of automations) overdue by more than `grace`,
+    in batches to enqueue.
 
     Their work order was lost (Redis flushed, restarted or evicting; an enqueue that failed
     after its commit) or is merely late; sending a second order is harmless, as the claim
@@ -115,14 +116,15 @@ def overdue_batches(
         .where(Delivery.claimed_at > cutoff, Delivery.campaign_id.is_not(None))
         .distinct()
     )
+    overdue = and_(Delivery.state == DeliveryState.QUEUED,
+                   or_(Delivery.due_at.is_(None), Delivery.due_at <= cutoff))  # fmt: skip
     ids = list(session.scalars(
         select(Delivery.id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Delivery.state == DeliveryState.QUEUED,
-               or_(Delivery.due_at.is_(None), Delivery.due_at <= cutoff),
-               Campaign.status == CampaignStatus.RUNNING,
+        .where(overdue, Campaign.status == CampaignStatus.RUNNING,
                Delivery.campaign_id.not_in(progressing))
-        .order_by(Delivery.id)
+        .union_all(select(Delivery.id).where(overdue, Delivery.campaign_id.is_(None)))
+        .order_by("id")
     ))  # fmt: skip
     for start in range(0, len(ids), 1000):
         session.execute(

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from campaigns.audience import segments
+from campaigns.config import Caps
 from campaigns.db import require
-from campaigns.delivery import ledger
+from campaigns.delivery import automations, ledger
+from campaigns.delivery import caps as capping
 from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.letters import approvals, authoring
 from campaigns.models import (
@@ -175,35 +177,104 @@ def launch_due(
     now: datetime,
     batch_size: int = 200,
     max_lateness: timedelta = DEFAULT_MAX_LATENESS,
+    caps: Caps | None = None,
 ) -> list[Launch]:
-    """Launch every scheduled campaign whose time has come; safe when several ticks run.
+    """Launch every scheduled campaign whose time has come; safe when several ticks run."""
+    launched = (_launch(session, campaign, now=now, batch_size=batch_size,
+                        max_lateness=max_lateness, caps=caps)
+                for campaign in due_campaigns(session, now=now))  # fmt: skip
+    return [launch for launch in launched if launch is not None]
+
+
+def due_campaigns(session: Session, *, now: datetime) -> list[Campaign]:
+    """Scheduled campaigns whose time has come, the highest priority first."""
+    due = session.scalars(
+        select(Campaign)
+        .where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.send_at <= now)
+        .options(joinedload(Campaign.letter_version).joinedload(LetterVersion.letter))
+    ).all()
+    return sorted(due, key=lambda c: (-campaign_rank(c), -c.priority, c.send_at or now, c.id))
+
+
+def campaign_rank(campaign: Campaign) -> int:
+    letter = campaign.letter_version.letter
+    return capping.rank(letter.category, letter.kind)
+
+
+def _launch(
+    session: Session, campaign: Campaign, *, now: datetime, batch_size: int,
+    max_lateness: timedelta, caps: Caps | None,
+) -> Launch | None:  # fmt: skip
+    """Move a due campaign to running (compare-and-set) and write its ledger rows.
 
     A campaign more than `max_lateness` overdue (a restored backup, a long outage) is not
     sent automatically: it goes back to draft with the reason shown in the admin.
     """
-    due = session.scalars(
-        select(Campaign)
-        .where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.send_at <= now)
-        .order_by(Campaign.priority.desc(), Campaign.send_at)
-    ).all()
-    launched = []
-    for campaign in due:
-        try:
-            if campaign.send_at is not None and now - campaign.send_at > max_lateness:
-                _move(session, campaign, CampaignStatus.DRAFT, reason=(
-                    f"not sent: it was due {campaign.send_at:%Y-%m-%d %H:%M} UTC, more than "
-                    f"{max_lateness} ago; check it and schedule it again"
-                ))  # fmt: skip
-                continue
-            _move(session, campaign, CampaignStatus.RUNNING)
-        except InvalidTransition:
-            continue  # another tick got there first
-        campaign.started_at = now
-        added = ledger.materialise(session, campaign, now=now)
-        launched.append(Launch(campaign.id, added, queued_batches(session, campaign.id,
-                                                                  size=batch_size)))  # fmt: skip
-        complete_if_done(session, campaign.id, now=now)
-    return launched
+    try:
+        if campaign.send_at is not None and now - campaign.send_at > max_lateness:
+            _move(session, campaign, CampaignStatus.DRAFT, reason=(
+                f"not sent: it was due {campaign.send_at:%Y-%m-%d %H:%M} UTC, more than "
+                f"{max_lateness} ago; check it and schedule it again"
+            ))  # fmt: skip
+            return None
+        _move(session, campaign, CampaignStatus.RUNNING)
+    except InvalidTransition:
+        return None  # another tick got there first
+    campaign.started_at = now
+    added = ledger.materialise(session, campaign, now=now, caps=caps)
+    launch = Launch(campaign.id, added, queued_batches(session, campaign.id, size=batch_size))
+    complete_if_done(session, campaign.id, now=now)
+    return launch
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one scheduler tick decided: campaigns launched, automation letters written
+    (per step), deferred letters queued or given up, and the batches to enqueue."""
+
+    launches: list[Launch]
+    written: dict[int, int]
+    released: int
+    given_up: int
+    renewed: int
+    batches: list[list[int]]
+
+
+def run_tick(
+    session: Session, *, now: datetime, caps: Caps, batch_size: int = 200,
+    max_lateness: timedelta = DEFAULT_MAX_LATENESS,
+) -> Tick:  # fmt: skip
+    """Decide everything due now, in priority order, in one transaction.
+
+    Automation letters that waited for a slot go first; then campaigns and automation steps
+    by priority (legal > renewal/expiry > welcome > other marketing), so the caps give a
+    contested slot to the more important letter. Safe when several ticks run: campaigns
+    move by compare-and-set, and ledger rows have unique keys.
+    """
+    steps = automations.enabled_steps(session)
+    zones = automations.time_zones(session)
+    renewed = automations.drop_renewed(session)
+    released = given_up = 0
+    for step in steps:
+        queued, gone = automations.reconsider(session, step, now=now, caps=caps, zones=zones)
+        released, given_up = released + queued, given_up + gone
+    work: list[tuple[int, int, Campaign | automations.Step]] = [
+        (campaign_rank(c), c.priority, c) for c in due_campaigns(session, now=now)
+    ]
+    work += [(step.rank, 0, step) for step in steps]
+    launches: list[Launch] = []
+    written: dict[int, int] = {}
+    for _rank, _priority, item in sorted(work, key=lambda w: (-w[0], -w[1])):
+        if isinstance(item, Campaign):
+            launch = _launch(session, item, now=now, batch_size=batch_size,
+                             max_lateness=max_lateness, caps=caps)  # fmt: skip
+            launches += [launch] if launch is not None else []
+        else:
+            written[item.timing.step.id] = automations.fire(
+                session, item, now=now, caps=caps, zones=zones
+            )
+    batches = automations.queued_now(session, now=now, size=batch_size)
+    return Tick(launches, written, released, given_up, renewed, batches)
 
 
 def queued_batches(session: Session, campaign_id: int, *, size: int = 200) -> list[list[int]]:

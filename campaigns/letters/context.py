@@ -108,7 +108,8 @@ def _locale(tag: str) -> Locale:
 
 
 @functools.lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str) -> ZoneInfo:
+    """The time zone of this name; an unknown or empty one is UTC."""
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -117,7 +118,7 @@ def _zone(name: str) -> ZoneInfo:
 
 def today_in(time_zone: str, now: datetime | None = None) -> date:
     """Today's date where the contact lives."""
-    return (now or datetime.now(tz=_zone("UTC"))).astimezone(_zone(time_zone)).date()
+    return (now or datetime.now(tz=zone("UTC"))).astimezone(zone(time_zone)).date()
 
 
 def _given(value: Any) -> Any:
@@ -147,8 +148,8 @@ def formatters(locale: str, time_zone: str, currency: str) -> dict[str, Callable
         if format not in DATE_FORMATS and len(format) > 40:
             raise ValueError("a date format is short, medium, long, full or a short pattern")
         if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=_zone("UTC"))
-            return str(babel_datetime(moment, format, tzinfo=_zone(time_zone),
+            moment = value if value.tzinfo else value.replace(tzinfo=zone("UTC"))
+            return str(babel_datetime(moment, format, tzinfo=zone(time_zone),
                                       locale=_locale(locale)))  # fmt: skip
         if not isinstance(value, date):
             value = date.fromisoformat(str(value))

@@ -73,15 +73,34 @@ class Automation(Base):
     """A lifecycle rule per contract; fires once per contract term and re-arms on renewal."""
 
     __tablename__ = "automations"
+    __table_args__ = (
+        CheckConstraint("holdout_percent >= 0 AND holdout_percent <= 50",
+                        name="holdout_range"),
+        CheckConstraint("window_start_hour >= 0 AND window_start_hour < window_end_hour "
+                        "AND window_end_hour <= 24", name="window_hours"),
+    )  # fmt: skip
 
     id: Mapped[intpk]
     name: Mapped[str] = mapped_column(String(200), unique=True)
     trigger: Mapped[AutomationTrigger] = mapped_column(String(20))
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
     enabled: Mapped[bool] = mapped_column(default=False)
+    holdout_percent: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A step is sent on its day or up to this many days later (a send window, a frequency
+    # cap, a contract that came in late), never once the next step is due.
+    max_late_days: Mapped[int] = mapped_column(default=3, server_default="3")
+    # The send window, in each contact's own time zone: ISO weekdays (1 = Monday) and hours.
+    window_days: Mapped[str] = mapped_column(String(7), default="1234567",
+                                             server_default="1234567")  # fmt: skip
+    window_start_hour: Mapped[int] = mapped_column(default=0, server_default="0")
+    window_end_hour: Mapped[int] = mapped_column(default=24, server_default="24")
     created_at: Mapped[created_at]
 
-    steps: Mapped[list[AutomationStep]] = relationship(order_by="AutomationStep.offset_days")
+    segment: Mapped[Segment | None] = relationship()
+    steps: Mapped[list[AutomationStep]] = relationship(
+        order_by="AutomationStep.offset_days", cascade="all, delete-orphan",
+        back_populates="automation",
+    )  # fmt: skip
 
 
 class AutomationStep(Base):
@@ -94,3 +113,6 @@ class AutomationStep(Base):
     automation_id: Mapped[int] = mapped_column(ForeignKey("automations.id", ondelete="CASCADE"))
     offset_days: Mapped[int]
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
+
+    automation: Mapped[Automation] = relationship(back_populates="steps")
+    letter_version: Mapped[LetterVersion] = relationship()

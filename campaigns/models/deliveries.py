@@ -21,6 +21,9 @@ class DeliveryState(StrEnum):
     HELD_OUT = "held_out"
     # The SMTP server may or may not have taken the letter: the connection died mid-send.
     AMBIGUOUS = "ambiguous"
+    # An automation's letter waiting for a free slot under the frequency caps (the reason
+    # says which); the scheduler queues it when one opens, or suppresses it once too late.
+    DEFERRED = "deferred"
 
 
 DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
@@ -41,6 +44,7 @@ DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
     DeliveryState.SUPPRESSED: frozenset(),
     DeliveryState.HELD_OUT: frozenset(),
     DeliveryState.AMBIGUOUS: frozenset(),
+    DeliveryState.DEFERRED: frozenset({DeliveryState.QUEUED, DeliveryState.SUPPRESSED}),
 }
 
 OPEN_STATES = frozenset({DeliveryState.QUEUED, DeliveryState.SENDING})

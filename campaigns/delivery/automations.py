@@ -1,0 +1,520 @@
+"""Automations: lifecycle letters per contract, decided by the scheduler tick in set-based SQL.
+
+An automation has a trigger — the contract's start, N days before its end (an expiry series
+such as 60/30/7), its end, N days after its end (win-back) — and one step per offset. Step
+k of a contract is due on its day D_k (the anchor date shifted by the offset) and stays
+valid until `max_late_days` after it, and never once the next step of the series is due:
+
+    anchor ∈ [max(T − shift − late, T − next_shift + 1), T − shift]   for the local date T
+
+so a contract that comes in late (imported 10 days before its end into a 60/30/7 series)
+gets only the step still valid — here none until the 7-day one — never a burst of missed
+ones (RELIABILITY.md 42). The conditions are ranges on the anchor date with dates computed
+here, so each step is one `INSERT … SELECT` over the contracts index, on both databases.
+
+- **Once per term.** The ledger's unique key (step, contract, term) makes each step fire
+  once per contract term; a renewal moves the end date and raises the term, so the series
+  stops for the old term and re-arms for the new one. Rows of the old term still waiting
+  are suppressed ("the contract was renewed").
+- **Send window** in each contact's own time zone (weekdays and hours, DST-correct through
+  zoneinfo): the contacts whose window is open now are those whose time zone is, so the
+  statement filters on the list of open zones, grouped by their local date.
+- **Caps and priority.** A letter stopped by a frequency cap is written `deferred` with the
+  cap's reason; each tick reconsiders deferred letters first, queues those with a free slot
+  (one per contact per tick) and suppresses those no longer valid. Steps are decided in
+  priority order (campaigns.delivery.caps.rank), so a higher one takes a contested slot.
+- **Holdout**: a stable share of each automation's contracts (the same contracts for all
+  of its steps) is written `held_out`, with the same step, contract and term.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import Session, selectinload
+
+from campaigns.audience import segments
+from campaigns.config import Caps
+from campaigns.db import UTCDateTime, require
+from campaigns.delivery import caps as capping
+from campaigns.delivery import ledger
+from campaigns.errors import ValidationError
+from campaigns.letters import approvals, authoring
+from campaigns.letters.context import zone
+from campaigns.models import (
+    Automation,
+    AutomationStep,
+    AutomationTrigger,
+    Contact,
+    Contract,
+    ContractStatus,
+    Delivery,
+    DeliveryState,
+    Suppression,
+)
+
+Trigger = AutomationTrigger
+WEEKDAYS = "1234567"
+# Contracts a trigger may still write to: nothing goes about a cancelled contract, and
+# reminders before or on the end only about one still running.
+LIVE = {
+    Trigger.ON_START: (ContractStatus.ACTIVE,),
+    Trigger.BEFORE_END: (ContractStatus.ACTIVE,),
+    Trigger.ON_END: (ContractStatus.ACTIVE, ContractStatus.EXPIRED),
+    Trigger.AFTER_END: (ContractStatus.ACTIVE, ContractStatus.EXPIRED),
+}
+RENEWED_REASON = "the contract was renewed (or ended) before this letter could go"
+
+
+@dataclass(frozen=True)
+class StepInput:
+    offset_days: int
+    letter_version_id: int
+
+
+# ---------------------------------------------------------------------------- editing
+
+
+def _check(
+    session: Session, *, name: str, trigger: str, steps: list[StepInput], holdout_percent: int,
+    max_late_days: int, window_days: str, window_start_hour: int, window_end_hour: int,
+) -> Trigger:  # fmt: skip
+    if not name.strip():
+        raise ValidationError("an automation needs a name", field="name")
+    try:
+        kind = Trigger(trigger)
+    except ValueError:
+        choices = ", ".join(t.value for t in Trigger)
+        raise ValidationError(f"the trigger must be one of {choices}", field="trigger") from None
+    if not steps:
+        raise ValidationError("add at least one step (a letter and its day)", field="steps")
+    offsets = [s.offset_days for s in steps]
+    if len(set(offsets)) != len(offsets):
+        raise ValidationError("two steps have the same day; give each its own", field="steps")
+    for index, step in enumerate(steps, start=1):
+        if not 0 <= step.offset_days <= 3650:
+            raise ValidationError(f"step {index}: the days must be between 0 and 3650",
+                                  field=f"steps.{index}.offset_days")  # fmt: skip
+        if kind == Trigger.BEFORE_END and step.offset_days == 0:
+            raise ValidationError(f"step {index}: 0 days before the end is the end date; "
+                                  "use the trigger 'on the end date' for it",
+                                  field=f"steps.{index}.offset_days")  # fmt: skip
+        try:
+            approvals.check_usable(authoring.get_version(session, step.letter_version_id))
+        except ValidationError as exc:
+            raise ValidationError(f"step {index}: {exc}",
+                                  field=f"steps.{index}.letter_version_id") from None  # fmt: skip
+    if not 0 <= holdout_percent <= 50:
+        raise ValidationError("the holdout must be between 0 and 50 percent", field="holdout")
+    if not 0 <= max_late_days <= 60:
+        raise ValidationError("the lateness allowed must be 0 to 60 days", field="max_late_days")
+    if not window_days or any(d not in WEEKDAYS for d in window_days):
+        raise ValidationError("choose at least one weekday for the send window",
+                              field="window_days")  # fmt: skip
+    if not 0 <= window_start_hour < window_end_hour <= 24:
+        raise ValidationError("the send window must start before it ends, within 0–24 h",
+                              field="window_start_hour")  # fmt: skip
+    return kind
+
+
+def create_automation(
+    session: Session, name: str, *, trigger: str, steps: list[StepInput],
+    segment_id: int | None = None, holdout_percent: int = 0, max_late_days: int = 3,
+    window_days: str = WEEKDAYS, window_start_hour: int = 0, window_end_hour: int = 24,
+    enabled: bool = False,
+) -> Automation:  # fmt: skip
+    """Create an automation with its steps (off until enabled, unless `enabled`)."""
+    automation = Automation(name="", trigger=Trigger.BEFORE_END)
+    session.add(automation)
+    return update_automation(
+        session, automation, name=name, trigger=trigger, steps=steps, segment_id=segment_id,
+        holdout_percent=holdout_percent, max_late_days=max_late_days, window_days=window_days,
+        window_start_hour=window_start_hour, window_end_hour=window_end_hour, enabled=enabled,
+    )  # fmt: skip
+
+
+def update_automation(
+    session: Session, automation: Automation, *, name: str, trigger: str,
+    steps: list[StepInput], segment_id: int | None, holdout_percent: int, max_late_days: int,
+    window_days: str, window_start_hour: int, window_end_hour: int, enabled: bool,
+) -> Automation:  # fmt: skip
+    """Change an automation. A step keeps its ledger rows (and so never re-sends) as long as
+    its day stays; a step whose letters went out cannot be removed — turn it off instead."""
+    kind = _check(session, name=name, trigger=trigger, steps=steps,
+                  holdout_percent=holdout_percent, max_late_days=max_late_days,
+                  window_days=window_days, window_start_hour=window_start_hour,
+                  window_end_hour=window_end_hour)  # fmt: skip
+    if segment_id is not None:
+        segments.get_segment(session, segment_id)
+    taken = session.scalar(select(Automation.id).where(
+        Automation.name == name.strip(), Automation.id != automation.id))  # fmt: skip
+    if taken is not None:
+        raise ValidationError(f"an automation named {name.strip()!r} exists already",
+                              field="name")  # fmt: skip
+    if automation.id is not None and kind != automation.trigger and _has_rows(session, automation):
+        raise ValidationError("the trigger of an automation that sent letters cannot change; "
+                              "create a new automation instead", field="trigger")  # fmt: skip
+    wanted = {s.offset_days: s.letter_version_id for s in steps}
+    for step in list(automation.steps):
+        if step.offset_days in wanted:
+            step.letter_version_id = wanted.pop(step.offset_days)
+        elif session.scalar(select(exists().where(Delivery.automation_step_id == step.id))):
+            raise ValidationError(
+                f"the step at {step.offset_days} days has letters in the ledger and cannot be "
+                "removed; turn the automation off, or create a new one",
+                field="steps",
+            )
+        else:
+            automation.steps.remove(step)
+    for offset, version_id in sorted(wanted.items()):
+        automation.steps.append(AutomationStep(offset_days=offset, letter_version_id=version_id))
+    automation.name = name.strip()
+    automation.trigger = kind
+    automation.segment_id = segment_id
+    automation.holdout_percent = holdout_percent
+    automation.max_late_days = max_late_days
+    automation.window_days = "".join(sorted(set(window_days)))
+    automation.window_start_hour = window_start_hour
+    automation.window_end_hour = window_end_hour
+    automation.enabled = enabled
+    session.flush()
+    return automation
+
+
+def _has_rows(session: Session, automation: Automation) -> bool:
+    ids = [step.id for step in automation.steps]
+    return bool(ids) and bool(
+        session.scalar(select(exists().where(Delivery.automation_step_id.in_(ids))))
+    )
+
+
+def set_enabled(session: Session, automation_id: int, enabled: bool) -> Automation:
+    automation = get_automation(session, automation_id)
+    automation.enabled = enabled
+    return automation
+
+
+def get_automation(session: Session, automation_id: int) -> Automation:
+    return require(session, Automation, automation_id, what="automation")
+
+
+def list_automations(session: Session) -> list[Automation]:
+    return list(session.scalars(
+        select(Automation).options(selectinload(Automation.steps)).order_by(Automation.name)
+    ))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When one step is valid: the anchor date range for a local date T."""
+
+    step: AutomationStep
+    shift: int  # days from the anchor to the step's day
+    next_shift: int | None  # the next step's, if the series goes on
+    late: int
+    trigger: Trigger
+
+    def anchor_range(self, today: date) -> tuple[date, date]:
+        """The anchors (end or start dates) whose step is valid on `today`, inclusive."""
+        low = today - timedelta(days=self.shift + self.late)
+        if self.next_shift is not None:
+            low = max(low, today - timedelta(days=self.next_shift - 1))
+        if self.trigger == Trigger.BEFORE_END:
+            low = max(low, today + timedelta(days=1))  # never a reminder once it has ended
+        return low, today - timedelta(days=self.shift)
+
+    def day(self, anchor: date) -> date:
+        return anchor + timedelta(days=self.shift)
+
+
+def timings(automation: Automation) -> list[Timing]:
+    """Each step's timing, in the order its day comes."""
+    sign = -1 if automation.trigger == Trigger.BEFORE_END else 1
+    ordered = sorted(automation.steps, key=lambda s: sign * s.offset_days)
+    shifts = [sign * s.offset_days for s in ordered]
+    return [
+        Timing(step, shift, shifts[i + 1] if i + 1 < len(shifts) else None,
+               automation.max_late_days, Trigger(automation.trigger))
+        for i, (step, shift) in enumerate(zip(ordered, shifts, strict=True))
+    ]  # fmt: skip
+
+
+def anchor(trigger: Trigger) -> Any:
+    return Contract.starts_on if trigger == Trigger.ON_START else Contract.ends_on
+
+
+def local_dates(time_zones: Iterable[str], now: datetime,
+                automation: Automation | None = None) -> dict[date, list[str]]:  # fmt: skip
+    """The time zones grouped by their local date now; with an automation, only those whose
+    send window is open now."""
+    groups: dict[date, list[str]] = defaultdict(list)
+    for name in time_zones:
+        local = now.astimezone(zone(name))
+        if automation is not None and not (
+            str(local.isoweekday()) in automation.window_days
+            and automation.window_start_hour <= local.hour < automation.window_end_hour
+        ):
+            continue
+        groups[local.date()].append(name)
+    return dict(groups)
+
+
+def _valid(timing: Timing, groups: dict[date, list[str]]) -> ColumnElement[bool]:
+    """The contract's step is valid today where its contact lives."""
+    column = anchor(timing.trigger)
+    parts = []
+    for today, zones in groups.items():
+        low, high = timing.anchor_range(today)
+        if low <= high:
+            parts.append(and_(Contact.time_zone.in_(zones), column.between(low, high)))
+    return or_(*parts) if parts else literal(False)
+
+
+# ---------------------------------------------------------------------------- the tick
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step to decide this tick, with what its statements need."""
+
+    automation: Automation
+    timing: Timing
+    rank: int
+
+
+def enabled_steps(session: Session) -> list[Step]:
+    """Every step of the enabled automations, highest priority first."""
+    found = []
+    for automation in list_automations(session):
+        if not automation.enabled:
+            continue
+        for timing in timings(automation):
+            letter = timing.step.letter_version.letter
+            found.append(Step(automation, timing, capping.rank(letter.category, letter.kind)))
+    return sorted(found, key=lambda s: (-s.rank, s.automation.id, s.timing.shift))
+
+
+def time_zones(session: Session) -> list[str]:
+    return list(session.scalars(select(Contact.time_zone).distinct()))
+
+
+def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
+         zones: list[str]) -> int:  # fmt: skip
+    """Write the ledger rows of one step due now (one INSERT … SELECT); return how many."""
+    automation, timing = step.automation, step.timing
+    version = timing.step.letter_version
+    category, kind = version.letter.category, version.letter.kind
+    groups = local_dates(zones, now, automation)
+    if not groups:
+        return 0
+    column = anchor(timing.trigger)
+    candidates = (
+        select(
+            Contract.id.label("contract_id"),
+            Contract.contact_id,
+            Contract.term,
+            Contact.email,
+            Contact.status,
+            func.row_number()
+            .over(partition_by=Contract.contact_id, order_by=(column, Contract.id))
+            .label("place"),
+        )  # fmt: skip
+        .join(Contact, Contact.id == Contract.contact_id)
+        .where(
+            _valid(timing, groups),
+            Contract.status.in_(LIVE[timing.trigger]),
+            Contact.erased_at.is_(None),
+            ~exists().where(
+                Delivery.automation_step_id == timing.step.id,
+                Delivery.contract_id == Contract.id,
+                Delivery.term == Contract.term,
+            ),
+        )  # fmt: skip
+    )
+    if automation.segment is not None:
+        candidates = candidates.where(_in_segment(automation, now.date()))
+    chosen = candidates.subquery()
+    contact_id = chosen.c.contact_id
+    listed = exists().where(Suppression.email == chosen.c.email)
+    blocked = chosen.c.status.in_(ledger.SUPPRESSED_STATUSES[category])
+    turned_off = ledger.opted_out(category, kind, contact_id)
+    held = ledger.holdout_bucket(automation.id * 31 + 7, chosen.c.contract_id) < (
+        automation.holdout_percent
+    )
+    cap_rules = capping.rules(caps, category, contact_id, now=now, earlier=chosen.c.place - 1)
+    state = case(
+        (listed, literal(DeliveryState.SUPPRESSED.value)),
+        (blocked, literal(DeliveryState.SUPPRESSED.value)),
+        (turned_off, literal(DeliveryState.SUPPRESSED.value)),
+        (held, literal(DeliveryState.HELD_OUT.value)),
+        *((rule.blocked, literal(DeliveryState.DEFERRED.value)) for rule in cap_rules),
+        else_=literal(DeliveryState.QUEUED.value),
+    )
+    reason = case(
+        (listed, literal("address is on the suppression list")),
+        (blocked, "contact is " + chosen.c.status),
+        (turned_off, literal(ledger.opted_out_reason(kind))),
+        (held, literal("holdout group")),
+        *((rule.blocked, literal(rule.reason)) for rule in cap_rules),
+        else_=literal(""),
+    )
+    at = literal(now, UTCDateTime())
+    rows = select(
+        literal(timing.step.id), contact_id, chosen.c.contract_id, chosen.c.term,
+        literal(automation.segment_id), literal(version.id), chosen.c.email, state, reason,
+        literal(0), at, at,
+    ).where(true())  # SQLite reads "FROM x ON CONFLICT" as a join without it  # fmt: skip
+    columns = ["automation_step_id", "contact_id", "contract_id", "term", "segment_id",
+               "letter_version_id", "email", "state", "reason", "attempts", "created_at",
+               "due_at"]  # fmt: skip
+    stmt = ledger.insert_ignoring_duplicates(session, Delivery).from_select(columns, rows)
+    result = session.execute(stmt.execution_options(preserve_rowcount=True))
+    return _count(result)
+
+
+def _in_segment(automation: Automation, today: date) -> ColumnElement[bool]:
+    """The automation's filter: the contract (or its contact) is in its segment."""
+    segment = automation.segment
+    assert segment is not None
+    if segments.targets_pairs(segment):
+        matching = segments.pairs(segment, today=today).subquery()
+        return Contract.id.in_(select(matching.c.contract_id))
+    return segments.membership(segment, today=today)
+
+
+def reconsider(session: Session, step: Step, *, now: datetime, caps: Caps,
+               zones: list[str]) -> tuple[int, int]:  # fmt: skip
+    """Queue this step's deferred letters that have a free slot now (one per contact), and
+    suppress those no longer valid; return (queued, given up)."""
+    automation, timing = step.automation, step.timing
+    version = timing.step.letter_version
+    waiting = and_(Delivery.automation_step_id == timing.step.id,
+                   Delivery.state == DeliveryState.DEFERRED)  # fmt: skip
+    # Still about the same term of a live contract, and within its step's days.
+    same_term = exists().where(
+        Contract.id == Delivery.contract_id, Contract.term == Delivery.term,
+        Contract.status.in_(LIVE[timing.trigger]),
+        Contact.id == Contract.contact_id,
+        _valid(timing, local_dates(zones, now)),
+    )  # fmt: skip
+    gone = session.execute(
+        update(Delivery).where(waiting, ~same_term)
+        .values(state=DeliveryState.SUPPRESSED,
+                reason=Delivery.reason + "; no free slot while the letter was still due")
+        .execution_options(synchronize_session=False, preserve_rowcount=True)
+    )  # fmt: skip
+    groups = local_dates(zones, now, automation) if automation.enabled else {}
+    if not groups:
+        return 0, _count(gone)
+    open_now = exists().where(
+        Contract.id == Delivery.contract_id, Contact.id == Contract.contact_id,
+        _valid(timing, groups),
+    )  # fmt: skip
+    first = func.row_number().over(partition_by=Delivery.contact_id, order_by=Delivery.id)
+    candidates = select(Delivery.id, Delivery.contact_id, first.label("place")).where(
+        waiting, open_now
+    ).subquery()  # fmt: skip
+    cap_rules = capping.rules(caps, version.letter.category, candidates.c.contact_id, now=now)
+    free = select(candidates.c.id).where(candidates.c.place == 1,
+                                         ~capping.any_blocked(cap_rules))  # fmt: skip
+    queued = session.execute(
+        update(Delivery).where(Delivery.id.in_(free), waiting)
+        .values(state=DeliveryState.QUEUED, reason="", due_at=now)
+        .execution_options(synchronize_session=False, preserve_rowcount=True)
+    )  # fmt: skip
+    return _count(queued), _count(gone)
+
+
+def drop_renewed(session: Session) -> int:
+    """Suppress queued automation letters whose contract was renewed (or ended) meanwhile."""
+    live = exists().where(Contract.id == Delivery.contract_id, Contract.term == Delivery.term,
+                          Contract.status != ContractStatus.CANCELLED)  # fmt: skip
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.automation_step_id.is_not(None), Delivery.state == DeliveryState.QUEUED,
+               ~live)
+        .values(state=DeliveryState.SUPPRESSED, reason=RENEWED_REASON)
+        .execution_options(synchronize_session=False, preserve_rowcount=True)
+    )  # fmt: skip
+    return _count(result)
+
+
+def queued_now(session: Session, *, now: datetime, size: int = 200) -> list[list[int]]:
+    """The automation letters this tick queued, in batches to enqueue."""
+    ids = list(session.scalars(
+        select(Delivery.id)
+        .where(Delivery.state == DeliveryState.QUEUED, Delivery.due_at == now,
+               Delivery.automation_step_id.is_not(None))
+        .order_by(Delivery.id)
+    ))  # fmt: skip
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+# ---------------------------------------------------------------------------- preview
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A letter the preview expects: the day, the step, the contract and its contact."""
+
+    day: date
+    step: AutomationStep
+    contract_id: int
+    contact_id: int
+    email: str
+    product: str
+    anchor: date
+
+
+def preview(session: Session, automation: Automation, *, today: date, days: int = 14,
+            contact_id: int | None = None, limit: int = 20_000) -> list[Planned]:  # fmt: skip
+    """Who gets what in the next `days` days (dates in UTC), before caps, windows and
+    holdout: each contract's next step on the first day it becomes valid, once per term."""
+    planned: list[Planned] = []
+    for timing in timings(automation):
+        column = anchor(timing.trigger)
+        first, _ = timing.anchor_range(today)
+        _, last = timing.anchor_range(today + timedelta(days=days - 1))
+        query = (
+            select(Contract.id, Contract.contact_id, Contact.email, Contract.product, column)
+            .join(Contact, Contact.id == Contract.contact_id)
+            .where(column.between(first, last), Contract.status.in_(LIVE[timing.trigger]),
+                   Contact.erased_at.is_(None),
+                   ~exists().where(Delivery.automation_step_id == timing.step.id,
+                                   Delivery.contract_id == Contract.id,
+                                   Delivery.term == Contract.term))
+            .order_by(column, Contract.id)
+            .limit(limit)
+        )  # fmt: skip
+        if contact_id is not None:
+            query = query.where(Contract.contact_id == contact_id)
+        if automation.segment is not None:
+            query = query.where(_in_segment(automation, today))
+        for contract_id, owner, email, product, anchored in session.execute(query):
+            day = max(timing.day(anchored), today)
+            planned.append(Planned(day, timing.step, contract_id, owner, email, product, anchored))
+    return sorted(planned, key=lambda p: (p.day, p.step.offset_days, p.contract_id))
+
+
+def _count(result: Any) -> int:
+    """The rows a statement wrote (asked for with preserve_rowcount)."""
+    return int(getattr(result, "rowcount", 0) or 0)

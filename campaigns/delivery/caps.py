@@ -1,0 +1,109 @@
+"""Frequency caps: how many letters one customer may get, as SQL conditions with reasons.
+
+Legal letters are never capped; service letters only by a daily ceiling; marketing letters
+by a weekly count and a gap after any other letter. A letter counts from the moment its
+ledger row is queued (so two sources deciding in one tick see each other) until it is
+settled: sent and in-flight letters count, failed, suppressed, held-out and deferred do not.
+
+Each rule is a condition over the candidate's contact, evaluated in the same statement that
+writes the ledger rows (materialisation, an automation step) and again when a deferred
+letter is reconsidered. `earlier` is how many letters of the same statement go to the same
+contact ahead of this one (a contact with two contracts due for the same step): they are
+not in the table yet, so they are counted here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, false, func, literal, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+from campaigns.config import Caps
+from campaigns.models import Delivery, DeliveryState, Letter, LetterCategory, LetterKind
+from campaigns.models import LetterVersion as Version
+
+COUNTED = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.SENT,
+           DeliveryState.AMBIGUOUS)  # fmt: skip
+
+# Who wins a contested slot: a higher rank decides first (legal > renewal/expiry > welcome
+# > other marketing), then the campaign's own priority.
+KIND_RANK = {LetterKind.RENEWAL: 2, LetterKind.EXPIRY: 2, LetterKind.WELCOME: 1}
+
+
+def rank(category: LetterCategory, kind: LetterKind) -> int:
+    """The priority of a letter's kind: 3 legal, 2 renewal and expiry, 1 welcome, 0 others."""
+    return 3 if category == LetterCategory.LEGAL else KIND_RANK.get(kind, 0)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One cap: the condition that stops a letter, and the reason its row keeps."""
+
+    blocked: ColumnElement[bool]
+    reason: str
+
+
+def letters_since(
+    contact_id: InstrumentedAttribute[int] | ColumnElement[int],
+    since: datetime,
+    category: LetterCategory | None = None,
+) -> ColumnElement[int]:
+    """How many letters (of `category`, or any) the contact got or is about to get since."""
+    other = aliased(Delivery)
+    query = (
+        select(func.count())
+        .select_from(other)
+        .where(
+            other.contact_id == contact_id,
+            other.state.in_(COUNTED),
+            func.coalesce(other.sent_at, other.due_at, other.created_at) > since,
+        )
+    )
+    if category is not None:
+        query = (
+            query.join(Version, Version.id == other.letter_version_id)
+            .join(Letter, Letter.id == Version.letter_id)
+            .where(Letter.category == category)
+        )
+    return query.scalar_subquery()
+
+
+def rules(
+    caps: Caps,
+    category: LetterCategory,
+    contact_id: InstrumentedAttribute[int] | ColumnElement[int],
+    *,
+    now: datetime,
+    earlier: ColumnElement[int] | None = None,
+) -> list[Rule]:
+    """The caps a letter of `category` to this contact must pass now, most telling first."""
+    ahead: ColumnElement[int] = earlier if earlier is not None else literal(0)
+    found: list[Rule] = []
+    if category == LetterCategory.SERVICE and caps.service_per_day:
+        day = letters_since(contact_id, now - timedelta(days=1), LetterCategory.SERVICE)
+        found.append(
+            Rule(
+                day + ahead >= caps.service_per_day,
+                f"frequency cap: {caps.service_per_day} service letters in a day",
+            )
+        )
+    if category == LetterCategory.MARKETING:
+        if caps.marketing_per_week:
+            week = letters_since(contact_id, now - timedelta(days=7), LetterCategory.MARKETING)
+            found.append(Rule(
+                week + ahead >= caps.marketing_per_week,
+                f"frequency cap: {caps.marketing_per_week} marketing letters in 7 days",
+            ))  # fmt: skip
+        if caps.marketing_gap_hours:
+            recent = letters_since(contact_id, now - timedelta(hours=caps.marketing_gap_hours))
+            found.append(Rule(
+                or_(recent > 0, ahead > 0),
+                f"frequency cap: another letter within {caps.marketing_gap_hours} hours",
+            ))  # fmt: skip
+    return found
+
+
+def any_blocked(found: list[Rule]) -> ColumnElement[bool]:
+    return or_(*(rule.blocked for rule in found)) if found else false()
