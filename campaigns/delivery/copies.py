@@ -78,16 +78,17 @@ def read(session: Session, delivery_id: int) -> Sent:
     )  # fmt: skip
     contract = session.get(Contract, delivery.contract_id) if delivery.contract_id else None
     campaign = session.get(Campaign, delivery.campaign_id) if delivery.campaign_id else None
-    draft = draft_of(delivery, contact, contract, version, campaign, 0)
+    draft = draft_of(delivery, contact, contract, version, campaign, 0)  # values: as kept
     content = translations.content_for(version, delivery.locale or contact.locale)
     draft = dataclasses.replace(draft, locale=content.locale, subject=content.subject,
                                 html=content.html, text=content.text)  # fmt: skip
     at = None
     kept = delivery.detail.get("recipient")
     if kept:
-        person, cover, renewal_target, at = context.from_snapshot(kept)
+        person, cover, renewal_target, at, matching = context.from_snapshot(kept)
         draft = dataclasses.replace(draft, contact=person, contract=cover,
-                                    renewal_url=renewal_target)  # fmt: skip
+                                    renewal_url=renewal_target,
+                                    contracts=tuple(matching))  # fmt: skip
     return Sent(
         draft=draft, at=at, kept_sha256=delivery.detail.get("html_sha256"),
         letter=version.letter.name, kind=version.letter.kind, category=version.letter.category,

@@ -9,6 +9,7 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Integer,
+    String,
     case,
     cast,
     exists,
@@ -132,11 +133,11 @@ def materialise(
         # One letter per contact, about the soonest-ending of their matching contracts.
         chosen = soonest_contract(campaign.segment, today=now.date())
         audience = (
-            audience.add_columns(chosen.c.contract_id, Contract.term)
+            audience.add_columns(chosen.c.contract_id, Contract.term, chosen.c.contract_ids)
             .join(chosen, chosen.c.contact_id == Contact.id)
             .join(Contract, Contract.id == chosen.c.contract_id)
         )
-        columns += ["contract_id", "term"]
+        columns += ["contract_id", "term", "contract_ids"]
     else:
         audience = audience.where(segments.membership(campaign.segment, today=now.date()))
     stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, audience)
@@ -146,17 +147,25 @@ def materialise(
 
 
 def soonest_contract(segment: Segment, *, today: date) -> Subquery:
-    """`(contact_id, contract_id)`: each member's soonest-ending contract matching a
-    contracts segment (ties: the lowest id)."""
+    """`(contact_id, contract_id, contract_ids)`: each member's soonest-ending contract
+    matching a contracts segment (ties: the lowest id), and all its matching ones ("3,8")."""
     pairs = segments.pairs(segment, today=today).subquery()
     rank = func.row_number().over(partition_by=pairs.c.contact_id,
                                   order_by=(Contract.ends_on, Contract.id))  # fmt: skip
+    every = func.aggregate_strings(cast(pairs.c.contract_id, String), ",").over(
+        partition_by=pairs.c.contact_id
+    )
     ranked = (
-        select(pairs.c.contact_id, pairs.c.contract_id, rank.label("rank"))
+        select(pairs.c.contact_id, pairs.c.contract_id, rank.label("rank"),
+               every.label("contract_ids"))
         .join(Contract, Contract.id == pairs.c.contract_id)
         .subquery()
+    )  # fmt: skip
+    return (
+        select(ranked.c.contact_id, ranked.c.contract_id, ranked.c.contract_ids)
+        .where(ranked.c.rank == 1)
+        .subquery()
     )
-    return select(ranked.c.contact_id, ranked.c.contract_id).where(ranked.c.rank == 1).subquery()
 
 
 def counts_by_state(session: Session, campaign_id: int) -> dict[DeliveryState, int]:

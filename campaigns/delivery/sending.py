@@ -127,6 +127,8 @@ class Draft:
     contract: dict[str, Any] | None
     renewal_url: str
     locale: str = ""  # of the content chosen for the contact: a variant's, or the default
+    # Every matching contract (a campaign to a contracts segment), soonest-ending first.
+    contracts: tuple[dict[str, Any], ...] = ()
 
 
 def letter_context(
@@ -141,6 +143,7 @@ def letter_context(
     recipient = context.Recipient(
         delivery_id=draft.delivery_id, kind=draft.kind, contact=draft.contact,
         contract=draft.contract, renewal_target=draft.renewal_url, links=draft.links,
+        contracts=draft.contracts,
     )  # fmt: skip
     merge_fields, _discount = context.build(
         recipient, company=settings.company, sender_name=settings.sender_name,
@@ -193,7 +196,9 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
     # The row keeps what the letter was rendered from, and a hash of what it said: the
     # view-online and acknowledgment pages show it again exactly as sent, and can prove it.
     detail: dict[str, Any] = {
-        "recipient": context.snapshot(draft.contact, draft.contract, draft.renewal_url, at=at),
+        "recipient": context.snapshot(
+            draft.contact, draft.contract, draft.renewal_url, at=at, contracts=draft.contracts
+        ),
         "html_sha256": hashlib.sha256(rendered.html.encode()).hexdigest(),
     }
     discount = (merge_fields.get("contract") or {}).get("discount")
@@ -351,7 +356,8 @@ def _drafts(
         session.scalars(select(Delivery).where(Delivery.id.in_(claimed)).order_by(Delivery.id))
     )
     contacts = _by_id(session, Contact, {d.contact_id for d in deliveries})
-    contracts = _by_id(session, Contract, {d.contract_id for d in deliveries if d.contract_id})
+    contracts = _by_id(session, Contract, {d.contract_id for d in deliveries if d.contract_id}
+                       | {int(i) for d in deliveries for i in matching_ids(d)})  # fmt: skip
     versions = _by_id(
         session, LetterVersion, {d.letter_version_id for d in deliveries},
         selectinload(LetterVersion.links), selectinload(LetterVersion.variants),
@@ -373,8 +379,9 @@ def _drafts(
             result.suppressed += 1
             continue
         contract = contracts.get(delivery.contract_id) if delivery.contract_id else None
+        matching = [contracts[i] for i in matching_ids(delivery) if i in contracts]
         drafts.append(draft_of(delivery, contact, contract, version, campaign,
-                             points.get(contact.id, 0)))  # fmt: skip
+                               points.get(contact.id, 0), matching))  # fmt: skip
     if handed_back:
         release(session, handed_back, refund=True, due_at=now)
         result.skipped += len(handed_back)
@@ -400,9 +407,14 @@ def _service_points(session: Session, contact_ids: set[int]) -> dict[int, int]:
     return {contact_id: int(total or 0) for contact_id, total in session.execute(query)}
 
 
+def matching_ids(delivery: Delivery) -> list[int]:
+    """The ids of every contract a campaign letter names (`Delivery.contract_ids`)."""
+    return [int(i) for i in (delivery.contract_ids or "").split(",") if i]
+
+
 def draft_of(
     delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
-    campaign: Campaign | None, service_points: int,
+    campaign: Campaign | None, service_points: int, matching: list[Contract] | None = None,
 ) -> Draft:  # fmt: skip
     """The Draft of one ledger row, from its rows read in a unit of work."""
     content = translations.content_for(version, contact.locale)  # the contact's locale variant
@@ -417,6 +429,8 @@ def draft_of(
         subject=content.subject, html=content.html, text=content.text,
         links={link.position: link.id for link in version.links},
         contact=person, contract=cover, renewal_url=renewal_url,
+        contracts=tuple(context.contract_values(c)
+                        for c in sorted(matching or (), key=lambda c: (c.ends_on, c.id))),
     )  # fmt: skip
 
 

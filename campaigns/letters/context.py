@@ -11,7 +11,9 @@ contract           the contract the letter is about (segments of contracts only)
                    zone), price, currency, service_points, attributes.NAME; in renewal
                    letters also discount (percent, amount, price after it, code) when the
                    company's rules give one. A letter that prints it needs a contract
-contracts          the matching contracts, each like contract (for now the row's one, or none)
+contracts          every matching contract of the contact (a campaign to a contracts segment:
+                   one letter naming them all, soonest-ending first), each like contract;
+                   an automation's letter is about one contract: [contract]
 company            from settings: name, address, address_lines, support_email,
                    support_terms_url, logo_url, brand_colour, currency, incident_price
                    (priority phone support, per incident), discount_percent,
@@ -34,7 +36,7 @@ missing fields: printing one fails that letter with the field named (see fields.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -208,13 +210,17 @@ def recipient_values(
     }  # fmt: skip
     if contract is None:
         return person, None, ""
-    cover = {
+    return person, contract_values(contract), contract.renewal_url or ""
+
+
+def contract_values(contract: Contract) -> dict[str, Any]:
+    """A contract as the plain values a letter reads (inside a unit of work)."""
+    return {
         "id": contract.id, "product": contract.product, "plan": contract.plan,
         "starts_on": contract.starts_on, "ends_on": contract.ends_on, "price": contract.price,
         "currency": contract.currency, "service_points": contract.service_points,
         "attributes": dict(contract.attributes),
     }  # fmt: skip
-    return person, cover, contract.renewal_url or ""
 
 
 # The recipient's values that are not JSON types, by where they sit: kept as text in the
@@ -225,7 +231,7 @@ _AMOUNTS = {"lifetime_spend", "price"}
 
 def snapshot(
     contact: Mapping[str, Any], contract: Mapping[str, Any] | None, renewal_target: str, *,
-    at: datetime,
+    at: datetime, contracts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """What a letter was rendered from, as JSON values: its ledger row keeps it so the letter
     can be shown again exactly as sent, whatever changed in the contact since."""
@@ -235,14 +241,20 @@ def snapshot(
                 else str(v) if k in _AMOUNTS and v is not None else v
                 for k, v in values.items()}  # fmt: skip
 
-    return {"contact": plain(contact), "contract": plain(contract) if contract else None,
-            "renewal_target": renewal_target, "at": at.isoformat()}  # fmt: skip
+    kept: dict[str, Any] = {
+        "contact": plain(contact), "contract": plain(contract) if contract else None,
+        "renewal_target": renewal_target, "at": at.isoformat(),
+    }  # fmt: skip
+    if contracts:
+        kept["contracts"] = [plain(other) for other in contracts]
+    return kept
 
 
 def from_snapshot(
     kept: Mapping[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any] | None, str, datetime]:
-    """The contact, contract, renewal URL and time a `snapshot` was taken of."""
+) -> tuple[dict[str, Any], dict[str, Any] | None, str, datetime, list[dict[str, Any]]]:
+    """The contact, contract, renewal URL, time and matching contracts a `snapshot` was
+    taken of."""
 
     def typed(values: Mapping[str, Any]) -> dict[str, Any]:
         return {k: date.fromisoformat(v) if k in _DATES and v is not None
@@ -251,7 +263,8 @@ def from_snapshot(
 
     contract = kept.get("contract")
     return (typed(kept["contact"]), typed(contract) if contract else None,
-            str(kept.get("renewal_target") or ""), datetime.fromisoformat(kept["at"]))  # fmt: skip
+            str(kept.get("renewal_target") or ""), datetime.fromisoformat(kept["at"]),
+            [typed(other) for other in kept.get("contracts") or ()])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -269,6 +282,9 @@ class Recipient:
     contract: Mapping[str, Any] | None
     renewal_target: str
     links: Mapping[int, int]  # position in the version → stored link id
+    # Every matching contract of a campaign to a contracts segment, soonest-ending first
+    # (`contract` among them); empty: just `contract`.
+    contracts: Sequence[Mapping[str, Any]] = ()
 
 
 def build(
@@ -303,7 +319,16 @@ def build(
     context: dict[str, Any] = {
         "contact": dict(contact),
         "contract": shown_contract,
-        "contracts": [shown_contract] if shown_contract else [],
+        "contracts": [
+            shown_contract
+            if other.get("id") == contract.get("id")
+            else contract_fields(other, today=today, discount=None)
+            for other in recipient.contracts
+        ]
+        if contract is not None and recipient.contracts
+        else [shown_contract]
+        if shown_contract
+        else [],
         "company": _company_fields(company),
         "unsubscribe_url": f"{base}/u/{signer.sign('unsubscribe', delivery_id)}",
         "preferences_url": f"{base}/p/{signer.sign('preferences', delivery_id)}",

@@ -69,6 +69,9 @@ class Delivery(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
     term: Mapped[int | None]
+    # A campaign to a contracts segment: every matching contract of the contact ("12,15"),
+    # the letter's `contracts`; `contract_id` is the soonest-ending of them.
+    contract_ids: Mapped[str | None] = mapped_column(Text)
     # The segment the letter was sent for: reports stay stable when segments change later.
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), index=True)
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))

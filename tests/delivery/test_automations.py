@@ -182,8 +182,11 @@ def test_caps_defer_marketing_letters_by_priority_and_never_legal_ones(db: Datab
         tick(db, START + timedelta(days=n))
     by_letter = {}
     with db.unit_of_work() as s:
-        found = s.execute(select(Letter.name, Delivery).join(
-            LetterVersion, LetterVersion.id == Delivery.letter_version_id).join(Letter))
+        found = s.execute(
+            select(Letter.name, Delivery)
+            .join(LetterVersion, LetterVersion.id == Delivery.letter_version_id)
+            .join(Letter)
+        )
         for name, row in found:
             by_letter[name.split(" ")[0]] = (row.state, row.reason, row.sent_at, row.contract_id)
     assert by_letter["Renewal"][:1] == (DeliveryState.SENT,)
@@ -194,7 +197,9 @@ def test_caps_defer_marketing_letters_by_priority_and_never_legal_ones(db: Datab
     assert by_letter["Welcome"][0] == DeliveryState.SENT and by_letter["Welcome"][3] == new
     assert by_letter["Welcome"][2].date() == day(4)  # type: ignore[union-attr]
     assert by_letter["Spring"][:2] == (
-        DeliveryState.SUPPRESSED, "frequency cap: another letter within 24 hours")
+        DeliveryState.SUPPRESSED,
+        "frequency cap: another letter within 24 hours",
+    )
 
 
 def test_a_deferred_letter_is_given_up_once_no_longer_due(db: Database) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from decimal import Decimal
+from email.message import Message
 
+from babel.dates import format_date as babel_date
+from flask import Flask
 from sqlalchemy import select
 
 from campaigns.audience import contacts, segments
@@ -12,8 +17,12 @@ from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
-from campaigns.models import Delivery, LetterCategory, LetterKind, SegmentTarget
+from campaigns.letters import stock
+from campaigns.models import Contract, Delivery, LetterCategory, LetterKind, SegmentTarget
 from tests.factories import launch_now, make_version
+from tests.web.conftest import app
+
+__all__ = ["app"]  # the web app fixture, shared with the web tests
 
 RENEWAL = ('<p>Dear {{ contact.first_name }}, your {{ contract.product }} ends on '
            '{{ format_date(contract.ends_on) }}.</p><a href="{{ renewal_url }}">Renew</a>'
@@ -58,3 +67,81 @@ def test_each_contact_gets_one_letter_about_their_soonest_ending_matching_contra
     html = next(p for p in letter.message.walk() if p.get_content_type() == "text/html")
     body = html.get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert "your Basic Support ends on" in body and f"{settings.public_url}/r/" in body
+
+
+def _parts(letter: Message) -> tuple[str, str]:
+    """The HTML and the text of a received letter."""
+    found = {}
+    for part in letter.walk():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            found[part.get_content_type()] = payload.decode()
+    return found["text/html"], found["text/plain"]
+
+
+def test_the_stock_expiry_and_renewal_letters_name_the_contracts_and_renew_them(
+    app: Flask, db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    """Must-show 2 of the automations issue: both stock letters, through per-contract
+    campaigns and a real SMTP server, name the contract and link to renewing it."""
+    today = utcnow().date()
+    covers = {"ada": [("Gold Support", 10), ("Basic Support", 25), ("Old Plan", 200)],
+              "bob": [("Premium Support", 20)]}  # fmt: skip
+    with db.unit_of_work() as s:
+        versions = stock.load(s)
+        for name, held in covers.items():
+            person = contacts.create_contact(s, f"{name}@example.com", first_name=name.title())
+            for product, days in held:
+                contacts.add_contract(
+                    s, person.id, product=product, starts_on=today - timedelta(300),
+                    ends_on=today + timedelta(days), price=Decimal("480.00"),
+                    renewal_url=f"https://shop.example.com/renew/{name}/{days}",
+                )  # fmt: skip
+        ending = segments.create_segment(
+            s, "Ends within 30 days", target=SegmentTarget.CONTRACTS,
+            rules={"match": "all", "conditions": [
+                {"field": "contract.ends_on", "op": "in_next_days", "value": 30}]},
+        )  # fmt: skip
+        for kind in (LetterKind.EXPIRY, LetterKind.RENEWAL):
+            campaign = scheduling.create_campaign(s, f"{kind} to contracts", segment_id=ending.id,
+                                                  letter_version_id=versions[kind].id)  # fmt: skip
+            scheduling.schedule(s, campaign.id, send_at=utcnow())
+    with db.unit_of_work() as s:
+        launches = scheduling.launch_due(s, now=utcnow())
+    mailer = SMTPMailer(smtp_server.url)
+    try:
+        for launch in launches:
+            for batch in launch.batches:
+                sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    finally:
+        mailer.close()
+    with db.unit_of_work() as s:
+        rows = s.execute(select(Delivery.email, Contract.product, Delivery.contract_ids)
+                         .join(Contract, Contract.id == Delivery.contract_id)).all()  # fmt: skip
+        # One letter per contact per campaign, about the soonest-ending contract, naming all.
+        assert sorted((email, product, len(ids.split(","))) for email, product, ids in rows) == [
+            ("ada@example.com", "Gold Support", 2), ("ada@example.com", "Gold Support", 2),
+            ("bob@example.com", "Premium Support", 1), ("bob@example.com", "Premium Support", 1),
+        ]  # fmt: skip
+    web = app.test_client(use_cookies=False)
+    received = smtp_server.wait_for(4)
+    assert len(received) == 4
+    for letter in received:
+        name = letter.recipients[0].partition("@")[0]
+        product, days = covers[name][0]
+        html, text = _parts(letter.message)
+        ends = babel_date(today + timedelta(days), "long", locale="en")
+        for part in (html, text):
+            assert product in part and ends in part, (name, part)
+            assert "{{" not in part and "None" not in part and "shop.example.com" not in part
+        expiry = "Renew my cover" in html
+        if expiry and name == "ada":  # the other matching contract is named too
+            assert "Your other covers that end soon" in html and "Basic Support" in html
+            assert babel_date(today + timedelta(25), "long", locale="en") in html
+        assert "Old Plan" not in html  # not in the segment
+        (renew,) = set(re.findall(rf'href="{re.escape(settings.public_url)}(/r/[^"]+)"', html))
+        answer = web.get(renew, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"})
+        assert answer.status_code in (302, 303)
+        assert answer.headers["Location"].startswith(
+            f"https://shop.example.com/renew/{name}/{days}"
+        )

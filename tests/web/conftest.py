@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +15,20 @@ from campaigns.accounts import users
 from campaigns.config import Settings
 from campaigns.db import Database
 from campaigns.models import Role
+from campaigns.tracking import hits
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database) -> Flask:
+def app(settings: Settings, db: Database) -> Iterator[Flask]:
     app = create_test_app(settings, db)
     with db.unit_of_work() as s:
         for role in Role:
             users.create_user(s, f"{role}@example.com", PASSWORD, role=role)
-    return app
+    yield app
+    # Hits the tracking pages took are written behind them: before the database goes.
+    hits.flush_all()
 
 
 def create_test_app(settings: Settings, db: Database) -> Flask:
