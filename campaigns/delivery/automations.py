@@ -38,7 +38,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
-    case,
     exists,
     func,
     literal,
@@ -66,7 +65,6 @@ from campaigns.models import (
     ContractStatus,
     Delivery,
     DeliveryState,
-    Suppression,
 )
 
 Trigger = AutomationTrigger
@@ -354,29 +352,16 @@ def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
         candidates = candidates.where(_in_segment(automation, now.date()))
     chosen = candidates.subquery()
     contact_id = chosen.c.contact_id
-    listed = exists().where(Suppression.email == chosen.c.email)
-    blocked = chosen.c.status.in_(ledger.SUPPRESSED_STATUSES[category])
-    turned_off = ledger.opted_out(category, kind, contact_id)
-    held = ledger.holdout_bucket(automation.id * 31 + 7, chosen.c.contract_id) < (
-        automation.holdout_percent
-    )
+    checks = ledger.reachable_checks(category, kind, email=chosen.c.email,
+                                     status=chosen.c.status, contact_id=contact_id)  # fmt: skip
+    checks.append(ledger.Check(
+        ledger.holdout_bucket(automation.id * 31 + 7, chosen.c.contract_id)
+        < automation.holdout_percent, DeliveryState.HELD_OUT, "holdout group",
+    ))  # fmt: skip
     cap_rules = capping.rules(caps, category, contact_id, now=now, earlier=chosen.c.place - 1)
-    state = case(
-        (listed, literal(DeliveryState.SUPPRESSED.value)),
-        (blocked, literal(DeliveryState.SUPPRESSED.value)),
-        (turned_off, literal(DeliveryState.SUPPRESSED.value)),
-        (held, literal(DeliveryState.HELD_OUT.value)),
-        *((rule.blocked, literal(DeliveryState.DEFERRED.value)) for rule in cap_rules),
-        else_=literal(DeliveryState.QUEUED.value),
-    )
-    reason = case(
-        (listed, literal("address is on the suppression list")),
-        (blocked, "contact is " + chosen.c.status),
-        (turned_off, literal(ledger.opted_out_reason(kind))),
-        (held, literal("holdout group")),
-        *((rule.blocked, literal(rule.reason)) for rule in cap_rules),
-        else_=literal(""),
-    )
+    checks += [ledger.Check(rule.blocked, DeliveryState.DEFERRED, rule.reason)
+               for rule in cap_rules]  # fmt: skip
+    state, reason = ledger.verdict(checks)
     at = literal(now, UTCDateTime())
     rows = select(
         literal(timing.step.id), contact_id, chosen.c.contract_id, chosen.c.term,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,8 +20,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
-from sqlalchemy.sql import Subquery
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import Select, Subquery
 
 from campaigns.audience import segments
 from campaigns.config import Caps
@@ -54,8 +55,12 @@ SUPPRESSED_STATUSES: dict[Category, tuple[ContactStatus, ...]] = {
 }
 
 
+# A column of a table or of a subquery, as the conditions below take them.
+SQLColumn = ColumnElement[Any] | InstrumentedAttribute[Any]
+
+
 def opted_out(
-    category: Category, kind: str, contact_id: ColumnElement[int] | None = None
+    category: Category, kind: str, contact_id: SQLColumn | None = None
 ) -> ColumnElement[bool]:
     """Whether the contact (`contact_id`, by default `Contact.id`) turned this kind of letter
     off in the preference centre; legal letters cannot be turned off."""
@@ -83,39 +88,61 @@ def holdout_bucket(seed: int, subject: ColumnElement[int] | None = None) -> Colu
     return (cast(member, Integer) * 7919 + seed * 104729) % 100
 
 
-def materialise(
-    session: Session, campaign: Campaign, *, now: datetime, caps: Caps | None = None
-) -> int:
-    """Write one ledger row per audience member; return how many rows were added.
+@dataclass(frozen=True)
+class Check:
+    """One reason a ledger row is not simply queued: when it holds, the state and why."""
 
-    Suppression, holdout and the frequency caps are decided here, in SQL, so every member
-    ends in a state with a reason (a capped broadcast letter is suppressed, not deferred:
-    a broadcast is of its moment). Running it twice adds nothing (the unique key campaign ×
-    contact).
+    when: ColumnElement[bool]
+    state: DeliveryState
+    reason: ColumnElement[str] | str
+
+
+def verdict(checks: list[Check]) -> tuple[ColumnElement[str], ColumnElement[str]]:
+    """The state and the reason of a row, in SQL: the first check that holds decides."""
+    state = case(*((c.when, literal(c.state.value)) for c in checks),
+                 else_=literal(DeliveryState.QUEUED.value))  # fmt: skip
+    reason = case(
+        *((c.when, literal(c.reason) if isinstance(c.reason, str) else c.reason)
+          for c in checks),
+        else_=literal(""),
+    )  # fmt: skip
+    return state, reason
+
+
+def reachable_checks(
+    category: Category, kind: str, *, email: SQLColumn, status: SQLColumn, contact_id: SQLColumn,
+) -> list[Check]:  # fmt: skip
+    """Whether the contact may get this letter at all: the suppression list, the contact's
+    status, the kinds of letter they turned off."""
+    listed = exists().where(Suppression.email == email)
+    blocked = status.in_(SUPPRESSED_STATUSES[category])
+    return [
+        Check(listed, DeliveryState.SUPPRESSED, "address is on the suppression list"),
+        Check(blocked, DeliveryState.SUPPRESSED, "contact is " + status),
+        Check(opted_out(category, kind, contact_id), DeliveryState.SUPPRESSED,
+              opted_out_reason(kind)),
+    ]  # fmt: skip
+
+
+def audience(
+    campaign: Campaign, *, now: datetime, caps: Caps | None = None
+) -> tuple[Select[*tuple[Any, ...]], list[str]]:
+    """The campaign's ledger rows as a SELECT, and the ledger columns it fills.
+
+    Suppression, holdout and the frequency caps are decided in it, so every member ends in
+    a state with a reason (a capped broadcast letter is suppressed, not deferred: a
+    broadcast is of its moment).
     """
     version = campaign.letter_version
-    suppressed = SUPPRESSED_STATUSES[version.letter.category]
-    bucket = holdout_bucket(campaign.id)
-    listed = exists(select(Suppression.id).where(Suppression.email == Contact.email))
-    turned_off = opted_out(version.letter.category, version.letter.kind)
-    capped = capping.rules(caps, version.letter.category, Contact.id, now=now) if caps else []
-    state = case(
-        (listed, literal(DeliveryState.SUPPRESSED.value)),
-        (Contact.status.in_(suppressed), literal(DeliveryState.SUPPRESSED.value)),
-        (turned_off, literal(DeliveryState.SUPPRESSED.value)),
-        (bucket < campaign.holdout_percent, literal(DeliveryState.HELD_OUT.value)),
-        *((rule.blocked, literal(DeliveryState.SUPPRESSED.value)) for rule in capped),
-        else_=literal(DeliveryState.QUEUED.value),
-    )
-    reason = case(
-        (listed, literal("address is on the suppression list")),
-        (Contact.status.in_(suppressed), "contact is " + Contact.status),
-        (turned_off, literal(opted_out_reason(version.letter.kind))),
-        (bucket < campaign.holdout_percent, literal("holdout group")),
-        *((rule.blocked, literal(rule.reason)) for rule in capped),
-        else_=literal(""),
-    )
-    audience = select(
+    category = version.letter.category
+    checks = reachable_checks(category, version.letter.kind, email=Contact.email,
+                              status=Contact.status, contact_id=Contact.id)  # fmt: skip
+    checks.append(Check(holdout_bucket(campaign.id) < campaign.holdout_percent,
+                        DeliveryState.HELD_OUT, "holdout group"))  # fmt: skip
+    capped = capping.rules(caps, category, Contact.id, now=now) if caps else []
+    checks += [Check(rule.blocked, DeliveryState.SUPPRESSED, rule.reason) for rule in capped]
+    state, reason = verdict(checks)
+    rows: Select[*tuple[Any, ...]] = select(
         literal(campaign.id),
         Contact.id,
         literal(campaign.segment_id),
@@ -132,18 +159,53 @@ def materialise(
     if segments.targets_pairs(campaign.segment):
         # One letter per contact, about the soonest-ending of their matching contracts.
         chosen = soonest_contract(campaign.segment, today=now.date())
-        audience = (
-            audience.add_columns(chosen.c.contract_id, Contract.term, chosen.c.contract_ids)
+        rows = (
+            rows.add_columns(chosen.c.contract_id, Contract.term, chosen.c.contract_ids)
             .join(chosen, chosen.c.contact_id == Contact.id)
             .join(Contract, Contract.id == chosen.c.contract_id)
         )
         columns += ["contract_id", "term", "contract_ids"]
     else:
-        audience = audience.where(segments.membership(campaign.segment, today=now.date()))
-    stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, audience)
+        rows = rows.where(segments.membership(campaign.segment, today=now.date()))
+    return rows, columns
+
+
+def materialise(
+    session: Session, campaign: Campaign, *, now: datetime, caps: Caps | None = None
+) -> int:
+    """Write one ledger row per audience member (see `audience`); return how many rows
+    were added. Running it twice adds nothing (the unique key campaign × contact)."""
+    rows, columns = audience(campaign, now=now, caps=caps)
+    stmt = insert_ignoring_duplicates(session, Delivery).from_select(columns, rows)
     # SQLAlchemy keeps an INSERT's row count only when asked (PostgreSQL answered -1).
     result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What launching a campaign now would write: rows by state, and the reasons why not."""
+
+    counts: dict[DeliveryState, int]
+    reasons: list[tuple[DeliveryState, str, int]]  # the most frequent first
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def forecast(session: Session, campaign: Campaign, *, now: datetime, caps: Caps) -> Forecast:
+    """Count the ledger rows the campaign would get if it launched now, writing nothing."""
+    rows = audience(campaign, now=now, caps=caps)[0].subquery()
+    state, reason = rows.c[5], rows.c[6]
+    found = session.execute(select(state, reason, func.count()).group_by(state, reason)).all()
+    counts = {s: 0 for s in (DeliveryState.QUEUED, DeliveryState.SUPPRESSED,
+                             DeliveryState.HELD_OUT)}  # fmt: skip
+    for row_state, _why, n in found:
+        counts[DeliveryState(row_state)] = counts.get(DeliveryState(row_state), 0) + n
+    reasons = sorted(((DeliveryState(st), why, n) for st, why, n in found if why),
+                     key=lambda r: -r[2])  # fmt: skip
+    return Forecast(counts, reasons)
 
 
 def soonest_contract(segment: Segment, *, today: date) -> Subquery:

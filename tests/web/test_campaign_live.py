@@ -51,6 +51,11 @@ def test_the_campaign_page_follows_a_send_to_the_end_without_a_reload(
         badge = page.locator("h1 .badge")
         expect(badge).to_have_text("draft")
 
+        # The draft says who would get it if it went now, and asks to confirm that.
+        expect(page.locator("#forecast")).to_contain_text(
+            f"{AUDIENCE} of {AUDIENCE} recipients would get the letter"
+        )
+        page.get_by_label(f"Send to {AUDIENCE} recipients").check()
         page.get_by_role("button", name="Schedule").click()
         expect(page.get_by_role("status")).to_contain_text("Campaign scheduled.")
         page.evaluate("window.__noReload = 1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import select
 
+from campaigns.audience import suppressions
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling
 from campaigns.models import Campaign, CampaignStatus, Role
@@ -33,7 +34,20 @@ def test_an_editor_creates_schedules_pauses_and_resumes_a_campaign(
         campaign = s.scalars(select(Campaign)).one()
         assert campaign.status == CampaignStatus.DRAFT
 
-    client.post(f"{detail}/schedule", data={"send_at": "", "csrf_token": token})
+    # The draft shows who would get it now (one address is on the suppression list) ...
+    with db.unit_of_work() as s:
+        suppressions.suppress(s, "bob@example.com", reason="asked by phone", source="admin")
+    page = client.get(detail).get_data(as_text=True)
+    assert "<strong>1</strong> of 2 recipients would get the letter" in page
+    assert "1 — address is on the suppression list" in page
+    # ... and scheduling it asks to confirm that audience.
+    answer = client.post(f"{detail}/schedule", data={"send_at": "", "csrf_token": token},
+                         follow_redirects=True)  # fmt: skip
+    assert "tick the box to confirm the audience" in answer.get_data(as_text=True)
+    with db.unit_of_work() as s:
+        assert s.get_one(Campaign, campaign.id).status == CampaignStatus.DRAFT
+    client.post(f"{detail}/schedule",
+                data={"send_at": "", "confirm": "yes", "csrf_token": token})  # fmt: skip
     with db.unit_of_work() as s:
         assert s.get_one(Campaign, campaign.id).status == CampaignStatus.SCHEDULED
         scheduling.launch_due(s, now=utcnow())
@@ -45,8 +59,9 @@ def test_an_editor_creates_schedules_pauses_and_resumes_a_campaign(
     client.post(f"{detail}/resume", data={"csrf_token": token})
     with db.unit_of_work() as s:
         assert s.get_one(Campaign, campaign.id).status == CampaignStatus.RUNNING
-    # Resuming hands the still-queued rows back to the workers, after the commit.
-    assert [sorted(batch) for batch in app.config["ENQUEUED"]] == [[1, 2]]
+    # Resuming hands the still-queued row (Ann's: Bob's was suppressed) back to the
+    # workers, after the commit.
+    assert [sorted(batch) for batch in app.config["ENQUEUED"]] == [[1]]
 
 
 def test_an_illegal_action_is_explained_not_crashed(app: Flask, db: Database) -> None:

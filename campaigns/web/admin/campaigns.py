@@ -23,10 +23,10 @@ from campaigns.db import utcnow
 from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.letters import approvals, authoring
-from campaigns.models import DeliveryState, Role
+from campaigns.models import CampaignStatus, DeliveryState, Role
 from campaigns.tracking import acknowledgments, reports
 from campaigns.web.auth import requires
-from campaigns.web.context import enqueue, unit_of_work
+from campaigns.web.context import enqueue, settings, unit_of_work
 
 bp = Blueprint("campaigns", __name__)
 
@@ -84,8 +84,12 @@ def _int(form: dict[str, str], name: str, *, default: int | None = None) -> int:
 def campaign_detail(campaign_id: int) -> str:
     state = _state(request.args.get("state", ""))
     with unit_of_work() as s:
+        campaign = scheduling.get_campaign(s, campaign_id)
+        # A draft shows who would get it if it went now, after suppression, caps, holdout.
+        forecast = (ledger.forecast(s, campaign, now=utcnow(), caps=settings().caps)
+                    if campaign.status == CampaignStatus.DRAFT else None)  # fmt: skip
         return render_template(
-            "admin/campaign.html", campaign=scheduling.get_campaign(s, campaign_id),
+            "admin/campaign.html", campaign=campaign, forecast=forecast,
             counts=ledger.counts_by_state(s, campaign_id),
             state=state, rows=ledger.list_rows(s, campaign_id, state=state),
             funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
@@ -141,6 +145,9 @@ def campaign_action(campaign_id: int, action: str) -> Response:
     try:
         with unit_of_work() as s:
             if action == "schedule":
+                if request.form.get("confirm") != "yes":
+                    raise ValidationError("tick the box to confirm the audience, then schedule",
+                                          field="confirm")  # fmt: skip
                 scheduling.schedule(s, campaign_id, send_at=_when(request.form.get("send_at", "")))
             elif action == "pause":
                 scheduling.pause(s, campaign_id)
