@@ -98,6 +98,11 @@ def env(
         PUBLIC_URL="http://campaigns.test",
         CAMPAIGNS_DATA_DIR=str(tmp_path / "var"),
         TICK_SECONDS="0.2",
+        # Tests send several letters to the same people within seconds; frequency caps have
+        # tests of their own (tests/delivery/test_automations.py), with the default caps.
+        CAP_MARKETING_PER_WEEK="0",
+        CAP_MARKETING_GAP_HOURS="0",
+        CAP_SERVICE_PER_DAY="0",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.config import Settings
+from campaigns.config import Caps, Settings
 from campaigns.errors import ConfigError
 
 
@@ -15,6 +15,18 @@ def test_defaults_run_locally_on_sqlite_redis_and_the_catcher() -> None:
     assert settings.smtp_url is None
     assert settings.sender_email == "care@example.com"
     assert settings.cookie_secure is False
+    # Nobody is flooded by default: 2 marketing letters a week, a day apart; 3 service a day.
+    assert settings.caps == Caps(marketing_per_week=2, marketing_gap_hours=24, service_per_day=3)
+    assert settings.max_lateness_hours == 24
+
+
+def test_the_frequency_caps_and_lateness_are_settings() -> None:
+    settings = Settings.from_env({
+        "CAP_MARKETING_PER_WEEK": "1", "CAP_MARKETING_GAP_HOURS": "48",
+        "CAP_SERVICE_PER_DAY": "0", "MAX_LATENESS_HOURS": "6",
+    })  # fmt: skip
+    assert settings.caps == Caps(marketing_per_week=1, marketing_gap_hours=48, service_per_day=0)
+    assert settings.max_lateness_hours == 6
 
 
 def test_a_postgresql_url_is_given_the_shipped_driver() -> None:
@@ -35,6 +47,8 @@ def test_an_https_public_url_makes_cookies_secure() -> None:
         ({"WEB_PORT": "70000"}, "out of range"),
         ({"SECRET_KEY": "short"}, "at least 16 characters"),
         ({"SENDER": "Care <care@example.com>\r\nBcc: x@evil.test"}, "SENDER"),
+        ({"CAP_MARKETING_PER_WEEK": "-1"}, "CAP_MARKETING_PER_WEEK"),
+        ({"MAX_LATENESS_HOURS": "0"}, "MAX_LATENESS_HOURS"),
     ],
 )
 def test_a_bad_value_is_refused_with_a_message_naming_it(env: dict[str, str], message: str) -> None:

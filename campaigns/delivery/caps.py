@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, false, func, literal, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy import ColumnElement, case, false, func, literal, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from campaigns.config import Caps
 from campaigns.models import Delivery, DeliveryState, Letter, LetterCategory, LetterKind
@@ -45,22 +45,33 @@ class Rule:
     reason: str
 
 
+# At send time a letter is checked again against the letters that went out meanwhile
+# (not those being sent with it: they were weighed together when they were decided).
+GONE = (DeliveryState.SENT, DeliveryState.AMBIGUOUS)
+
+
 def letters_since(
     contact_id: InstrumentedAttribute[int] | ColumnElement[int],
     since: datetime,
     category: LetterCategory | None = None,
+    *,
+    sending: InstrumentedAttribute[int] | None = None,
 ) -> ColumnElement[int]:
-    """How many letters (of `category`, or any) the contact got or is about to get since."""
+    """How many letters (of `category`, or any) the contact got or is about to get since;
+    for the row being `sending`, how many others went out (queued ones were weighed when
+    it was decided)."""
     other = aliased(Delivery)
     query = (
         select(func.count())
         .select_from(other)
         .where(
             other.contact_id == contact_id,
-            other.state.in_(COUNTED),
+            other.state.in_(COUNTED if sending is None else GONE),
             func.coalesce(other.sent_at, other.due_at, other.created_at) > since,
         )
     )
+    if sending is not None:
+        query = query.where(other.id != sending)
     if category is not None:
         query = (
             query.join(Version, Version.id == other.letter_version_id)
@@ -77,12 +88,16 @@ def rules(
     *,
     now: datetime,
     earlier: ColumnElement[int] | None = None,
+    sending: InstrumentedAttribute[int] | None = None,
 ) -> list[Rule]:
-    """The caps a letter of `category` to this contact must pass now, most telling first."""
+    """The caps a letter of `category` to this contact must pass now, most telling first
+    (`sending`: checked again as it is sent, see `letters_since`)."""
     ahead: ColumnElement[int] = earlier if earlier is not None else literal(0)
     found: list[Rule] = []
     if category == LetterCategory.SERVICE and caps.service_per_day:
-        day = letters_since(contact_id, now - timedelta(days=1), LetterCategory.SERVICE)
+        day = letters_since(
+            contact_id, now - timedelta(days=1), LetterCategory.SERVICE, sending=sending
+        )
         found.append(
             Rule(
                 day + ahead >= caps.service_per_day,
@@ -91,13 +106,17 @@ def rules(
         )
     if category == LetterCategory.MARKETING:
         if caps.marketing_per_week:
-            week = letters_since(contact_id, now - timedelta(days=7), LetterCategory.MARKETING)
+            week = letters_since(
+                contact_id, now - timedelta(days=7), LetterCategory.MARKETING, sending=sending
+            )
             found.append(Rule(
                 week + ahead >= caps.marketing_per_week,
                 f"frequency cap: {caps.marketing_per_week} marketing letters in 7 days",
             ))  # fmt: skip
         if caps.marketing_gap_hours:
-            recent = letters_since(contact_id, now - timedelta(hours=caps.marketing_gap_hours))
+            recent = letters_since(
+                contact_id, now - timedelta(hours=caps.marketing_gap_hours), sending=sending
+            )
             found.append(Rule(
                 or_(recent > 0, ahead > 0),
                 f"frequency cap: another letter within {caps.marketing_gap_hours} hours",
@@ -107,3 +126,22 @@ def rules(
 
 def any_blocked(found: list[Rule]) -> ColumnElement[bool]:
     return or_(*(rule.blocked for rule in found)) if found else false()
+
+
+def blocked_now(
+    session: Session, rows: list[tuple[int, LetterCategory]], caps: Caps, *, now: datetime
+) -> dict[int, str]:
+    """Of these `sending` ledger rows (id, category), those a cap stops now, with the
+    reason: checked again as they are sent, against the letters that went out since they
+    were decided (one statement per category)."""
+    found: dict[int, str] = {}
+    for category in {category for _id, category in rows}:
+        ids = [row_id for row_id, row_category in rows if row_category == category]
+        checks = rules(caps, category, Delivery.contact_id, now=now, sending=Delivery.id)
+        if not checks:
+            continue
+        reason = case(*((rule.blocked, literal(rule.reason)) for rule in checks),
+                      else_=literal(""))  # fmt: skip
+        query = select(Delivery.id, reason).where(Delivery.id.in_(ids), any_blocked(checks))
+        found.update({row_id: why for row_id, why in session.execute(query)})
+    return found

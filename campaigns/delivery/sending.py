@@ -14,8 +14,9 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from campaigns.config import Settings
+from campaigns.config import Caps, Settings
 from campaigns.db import Database, utcnow
+from campaigns.delivery import caps as capping
 from campaigns.delivery import feedback, ledger, marks, scheduling
 from campaigns.delivery.mailer import (
     AmbiguousSendError,
@@ -237,7 +238,7 @@ def deliver_batch(
     result = BatchResult()
     with db.unit_of_work() as session:
         claimed = claim(session, delivery_ids, now=now(), worker=worker)
-    drafts = _read_batch(db, claimed, result, now=now())
+    drafts = _read_batch(db, claimed, result, now=now(), caps=settings.caps)
     result.skipped += len(delivery_ids) - len(claimed)
     campaigns = {d.campaign_id for d in drafts if d.campaign_id is not None}
     pending: list[Outcome] = []  # outcomes not yet written: they go with the next mark
@@ -310,7 +311,7 @@ def return_path(tokens: Tokens, delivery_id: int, *, domain: str) -> str:
 
 
 def _read_batch(
-    db: Database, claimed: list[int], result: BatchResult, *, now: datetime
+    db: Database, claimed: list[int], result: BatchResult, *, now: datetime, caps: Caps
 ) -> list[Draft]:
     """Read the claimed rows' letters together; if one row cannot be read, row by row.
 
@@ -320,7 +321,7 @@ def _read_batch(
     try:
         together = BatchResult()
         with db.unit_of_work() as session:
-            drafts = _drafts(session, claimed, together, now=now)
+            drafts = _drafts(session, claimed, together, now=now, caps=caps)
         result.suppressed += together.suppressed
         result.skipped += together.skipped
         return drafts
@@ -332,7 +333,7 @@ def _read_batch(
     for delivery_id in claimed:
         try:
             with db.unit_of_work() as session:
-                drafts += _drafts(session, [delivery_id], result, now=now)
+                drafts += _drafts(session, [delivery_id], result, now=now, caps=caps)
         except SQLAlchemyError:
             raise
         except Exception as exc:
@@ -343,12 +344,14 @@ def _read_batch(
 
 
 def _drafts(
-    session: Session, claimed: list[int], result: BatchResult, *, now: datetime
+    session: Session, claimed: list[int], result: BatchResult, *, now: datetime, caps: Caps
 ) -> list[Draft]:
     """Read what the claimed rows' letters need in a few set-based statements.
 
     Rows whose campaign is no longer running are handed back (no attempt counted);
-    rows whose contact may not receive this category of letter are suppressed.
+    rows whose contact may not receive this category of letter are suppressed; rows a
+    frequency cap stops now (letters went out since they were decided) are suppressed, or
+    for an automation deferred to a later slot.
     """
     if not claimed:
         return []
@@ -365,6 +368,10 @@ def _drafts(
     )  # fmt: skip
     campaigns = _by_id(session, Campaign, {d.campaign_id for d in deliveries if d.campaign_id})
     points = _service_points(session, set(contacts))
+    capped = capping.blocked_now(
+        session, [(d.id, versions[d.letter_version_id].letter.category) for d in deliveries],
+        caps, now=now,
+    )  # fmt: skip
     drafts: list[Draft] = []
     handed_back: list[int] = []
     for delivery in deliveries:
@@ -374,9 +381,14 @@ def _drafts(
             continue
         contact, version = contacts[delivery.contact_id], versions[delivery.letter_version_id]
         reason = suppression_reason(contact, version.letter.category)
-        if reason:
-            finish(session, delivery.id, DeliveryState.SUPPRESSED, reason=reason)
+        if reason or (delivery.id in capped and delivery.automation_step_id is None):
+            finish(session, delivery.id, DeliveryState.SUPPRESSED,
+                   reason=reason or capped[delivery.id])  # fmt: skip
             result.suppressed += 1
+            continue
+        if delivery.id in capped:  # the scheduler tick queues it again when a slot is free
+            defer(session, delivery.id, reason=capped[delivery.id])
+            result.skipped += 1
             continue
         contract = contracts.get(delivery.contract_id) if delivery.contract_id else None
         matching = [contracts[i] for i in matching_ids(delivery) if i in contracts]
@@ -506,6 +518,17 @@ def release(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+def defer(session: Session, delivery_id: int, *, reason: str) -> None:
+    """Hand a `sending` automation letter back to wait for a free slot (no attempt spent)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
+        .values(state=DeliveryState.DEFERRED, reason=reason, claimed_at=None, claimed_by=None,
+                attempts=Delivery.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
 
 
 def retry_delay_seconds(attempts: int) -> int:

@@ -37,6 +37,7 @@ DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
             DeliveryState.SUPPRESSED,
             DeliveryState.QUEUED,  # released for retry (4xx, rate limit, shutdown)
             DeliveryState.AMBIGUOUS,
+            DeliveryState.DEFERRED,  # a frequency cap stops it as it is sent (automations)
         }
     ),
     DeliveryState.SENT: frozenset(),

@@ -3,6 +3,7 @@ caps and priority, holdout, send windows across DST (RELIABILITY.md 42)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,12 +13,15 @@ from sqlalchemy import select, update
 
 from campaigns.accounts import users
 from campaigns.audience import contacts, upserts
-from campaigns.config import Caps
-from campaigns.db import Database
-from campaigns.delivery import automations, scheduling
+from campaigns.config import Caps, Settings
+from campaigns.db import Database, utcnow
+from campaigns.delivery import automations, scheduling, sending
 from campaigns.delivery.automations import StepInput
+from campaigns.delivery.mailer import SMTPMailer
+from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import approvals
 from campaigns.models import (
+    Contact,
     Contract,
     Delivery,
     DeliveryState,
@@ -27,7 +31,7 @@ from campaigns.models import (
     LetterVersion,
     Role,
 )
-from tests.factories import make_segment, make_version
+from tests.factories import make_contact, make_segment, make_version
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 CAPS = Caps()
@@ -274,3 +278,46 @@ def test_the_preview_lists_who_gets_what_in_the_next_14_days(db: Database) -> No
                                       today=day(0))  # fmt: skip
         assert [(p.day, p.step.offset_days, p.contract_id) for p in planned] == [
             (day(3), 7, week), (day(5), 30, soon)]  # fmt: skip
+
+
+def test_caps_are_checked_again_as_letters_are_sent(
+    db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    """A letter decided before another went out to the same customer (a paused campaign
+    resumed a day later, say) is held back as it is sent: a broadcast letter suppressed, an
+    automation letter deferred to its next slot."""
+    marketing = LetterCategory.MARKETING
+    series(db, offsets=(0,), trigger="on_start", kind=LetterKind.WELCOME, category=marketing,
+           name="Welcome")  # fmt: skip
+    now = utcnow()
+    customer(db, "ada@example.com", starts=now.date(), ends=now.date() + timedelta(365))
+    with db.unit_of_work() as s:
+        make_contact(s, "bob@example.com", first_name="Bob")
+        campaign = scheduling.create_campaign(s, "Offer", segment_id=make_segment(s).id,
+                                              letter_version_id=make_version(s).id).id  # fmt: skip
+        scheduling.schedule(s, campaign, send_at=now)
+    with db.unit_of_work() as s:
+        decided = scheduling.run_tick(s, now=now, caps=CAPS)
+    batches = decided.batches + [b for launch in decided.launches for b in launch.batches]
+    assert sorted(len(b) for b in batches) == [1, 1]  # the welcome to Ada, the offer to both
+    with db.unit_of_work() as s:  # meanwhile a letter went out to each of them
+        other = make_version(s, name="Meanwhile").id
+        for person in s.scalars(select(Contact)):
+            s.add(Delivery(contact_id=person.id, email=person.email, letter_version_id=other,
+                           state=DeliveryState.SENT, sent_at=now))  # fmt: skip
+    settings = dataclasses.replace(settings, caps=CAPS)  # the test environment has none
+    mailer = SMTPMailer(smtp_server.url)
+    try:
+        for batch in batches:
+            sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    finally:
+        mailer.close()
+    held = {(r.campaign_id is not None, r.email): (r.state, r.reason) for r in rows(db)
+            if r.letter_version_id != other}  # fmt: skip
+    gap = "frequency cap: another letter within 24 hours"
+    assert held == {
+        (True, "ada@example.com"): (DeliveryState.SUPPRESSED, gap),
+        (True, "bob@example.com"): (DeliveryState.SUPPRESSED, gap),
+        (False, "ada@example.com"): (DeliveryState.DEFERRED, gap),
+    }
+    assert smtp_server.messages == []
