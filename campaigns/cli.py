@@ -181,7 +181,10 @@ def scheduler(once: bool) -> None:
     from workers import scheduler as loop
 
     if once:
-        click.echo(f"launched {loop.tick()} campaign(s)")
+        decided = loop.tick()
+        written = sum(decided.written.values())
+        click.echo(f"launched {len(decided.launches)} campaign(s); automations wrote {written} "
+                   f"ledger row(s) and queued {decided.released} deferred letter(s)")  # fmt: skip
     else:
         loop.run_forever()
 

@@ -16,8 +16,8 @@ from workers.actors import enqueue
 log = logging.getLogger(__name__)
 
 
-def tick() -> int:
-    """Run one scheduler tick; return how many campaigns it launched.
+def tick() -> scheduling.Tick:
+    """Run one scheduler tick; return what it decided.
 
     Each tick also heals the ledger: rows of workers that stopped beating are taken back,
     and queued rows whose work order is overdue (lost by Redis, or never sent because the
@@ -56,7 +56,7 @@ def tick() -> int:
     if overdue:
         log.warning("re-enqueued %d overdue row(s)", sum(map(len, overdue)))
         enqueue(overdue)
-    return len(decided.launches)
+    return decided
 
 
 def run_forever() -> None:

@@ -4,11 +4,15 @@ caps and priority, holdout, send windows across DST (RELIABILITY.md 42)."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date as babel_date
 from sqlalchemy import select, update
 
 from campaigns.accounts import users
@@ -19,7 +23,7 @@ from campaigns.delivery import automations, scheduling, sending
 from campaigns.delivery.automations import StepInput
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
-from campaigns.letters import approvals
+from campaigns.letters import approvals, stock
 from campaigns.models import (
     Contact,
     Contract,
@@ -31,6 +35,7 @@ from campaigns.models import (
     LetterVersion,
     Role,
 )
+from tests.conftest import ROOT, wait_until
 from tests.factories import make_contact, make_segment, make_version
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
@@ -321,3 +326,38 @@ def test_caps_are_checked_again_as_letters_are_sent(
         (False, "ada@example.com"): (DeliveryState.DEFERRED, gap),
     }
     assert smtp_server.messages == []
+
+
+def test_the_scheduler_sends_the_stock_expiry_reminder_through_a_real_worker(
+    db: Database, env: dict[str, str], smtp_server: SMTPCatcher, worker: Path
+) -> None:
+    """The whole way: the scheduler command's tick decides the 7-day step of a 60/30/7
+    series, a Dramatiq worker sends the stock expiry reminder, the SMTP server has it."""
+    today = utcnow().date()
+    with db.unit_of_work() as s:
+        expiry = stock.load(s)[LetterKind.EXPIRY]
+        automations.create_automation(
+            s, "Expiry series", trigger="before_end", enabled=True,
+            steps=[StepInput(days, expiry.id) for days in (60, 30, 7)],
+        )  # fmt: skip
+    contract = customer(db, "ada@example.com", ends=today + timedelta(days=7))
+    customer(db, "bob@example.com", ends=today + timedelta(days=90))  # nothing due yet
+    tick = subprocess.run(
+        [sys.executable, "-m", "campaigns.cli", "scheduler", "--once"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert tick.returncode == 0, tick.stderr
+    assert "automations wrote 1 ledger row(s)" in tick.stdout
+    (received,) = smtp_server.wait_for(1)
+    assert received.recipients == ["ada@example.com"]
+    html = next(p for p in received.message.walk() if p.get_content_type() == "text/html")
+    body = html.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    ends = babel_date(today + timedelta(days=7), "long", locale="en")
+    assert "Gold Support" in body and ends in body and "/r/" in body
+
+    def sent() -> bool:
+        with db.unit_of_work() as s:
+            row = s.scalars(select(Delivery)).one()
+            return row.state == DeliveryState.SENT and row.contract_id == contract
+
+    wait_until(sent, what="the ledger row to be sent")
