@@ -20,14 +20,14 @@ from tests.web.conftest import serve
 from tests.web.test_subscriptions import link, send_letter
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, ViewportSize
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Chromium"),
 ]
 SHOTS = Path(os.environ.get("CAMPAIGNS_SCREENSHOTS", "/tmp/campaigns-screenshots"))
-PHONE = {"width": 390, "height": 844}  # an iPhone 14's CSS pixels
+PHONE: ViewportSize = {"width": 390, "height": 844}  # an iPhone 14's CSS pixels
 
 
 @contextmanager
@@ -48,9 +48,10 @@ def phone(app: Flask) -> Iterator[tuple[str, Page]]:
 
 
 def fits(page: Page) -> None:
-    """Fail if the page is wider than the phone (a sideways scroll)."""
-    overflow = page.evaluate("document.documentElement.scrollWidth") - PHONE["width"]
-    assert overflow <= 0, f"{page.url} is {overflow}px wider than the phone"
+    """Fail if the page is wider than its window, the phone's or another (a sideways scroll)."""
+    width = (page.viewport_size or PHONE)["width"]
+    overflow = page.evaluate("document.documentElement.scrollWidth") - width
+    assert overflow <= 0, f"{page.url} is {overflow}px wider than its {width}px window"
 
 
 def test_on_a_phone_a_customer_unsubscribes_chooses_letters_and_acknowledges_terms(

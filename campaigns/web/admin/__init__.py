@@ -3,6 +3,7 @@
 from campaigns.web.admin import (
     api_keys,
     audience,
+    automations,
     campaigns,
     dashboard,
     imports,
@@ -14,4 +15,4 @@ from campaigns.web.admin import (
 )
 
 BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, layouts.bp,
-              campaigns.bp, outbox.bp, users.bp, api_keys.bp]  # fmt: skip
+              campaigns.bp, automations.bp, outbox.bp, users.bp, api_keys.bp]  # fmt: skip
