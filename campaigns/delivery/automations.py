@@ -53,7 +53,7 @@ from campaigns.config import Caps
 from campaigns.db import UTCDateTime, require
 from campaigns.delivery import caps as capping
 from campaigns.delivery import ledger
-from campaigns.errors import ValidationError
+from campaigns.errors import NotFound, ValidationError
 from campaigns.letters import approvals, authoring
 from campaigns.letters.context import zone
 from campaigns.models import (
@@ -65,6 +65,7 @@ from campaigns.models import (
     ContractStatus,
     Delivery,
     DeliveryState,
+    Segment,
 )
 
 Trigger = AutomationTrigger
@@ -115,6 +116,10 @@ def _check(
                                   field=f"steps.{index}.offset_days")  # fmt: skip
         try:
             approvals.check_usable(authoring.get_version(session, step.letter_version_id))
+        except NotFound:
+            raise ValidationError(f"step {index}: that letter version does not exist (any "
+                                  "more); choose another",
+                                  field=f"steps.{index}.letter_version_id") from None  # fmt: skip
         except ValidationError as exc:
             raise ValidationError(f"step {index}: {exc}",
                                   field=f"steps.{index}.letter_version_id") from None  # fmt: skip
@@ -158,8 +163,9 @@ def update_automation(
                   holdout_percent=holdout_percent, max_late_days=max_late_days,
                   window_days=window_days, window_start_hour=window_start_hour,
                   window_end_hour=window_end_hour)  # fmt: skip
-    if segment_id is not None:
-        segments.get_segment(session, segment_id)
+    if segment_id is not None and session.get(Segment, segment_id) is None:
+        raise ValidationError("that segment does not exist (any more); choose another",
+                              field="segment_id")  # fmt: skip
     taken = session.scalar(select(Automation.id).where(
         Automation.name == name.strip(), Automation.id != automation.id))  # fmt: skip
     if taken is not None:
@@ -355,7 +361,7 @@ def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
     checks = ledger.reachable_checks(category, kind, email=chosen.c.email,
                                      status=chosen.c.status, contact_id=contact_id)  # fmt: skip
     checks.append(ledger.Check(
-        ledger.holdout_bucket(automation.id * 31 + 7, chosen.c.contract_id)
+        ledger.holdout_bucket(holdout_seed(automation), chosen.c.contract_id)
         < automation.holdout_percent, DeliveryState.HELD_OUT, "holdout group",
     ))  # fmt: skip
     cap_rules = capping.rules(caps, category, contact_id, now=now, earlier=chosen.c.place - 1)
@@ -374,6 +380,11 @@ def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
     stmt = ledger.insert_ignoring_duplicates(session, Delivery).from_select(columns, rows)
     result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return _count(result)
+
+
+def holdout_seed(automation: Automation) -> int:
+    """The holdout's seed: the same contracts are held out of every step of an automation."""
+    return automation.id * 31 + 7
 
 
 def _in_segment(automation: Automation, today: date) -> ColumnElement[bool]:
@@ -503,3 +514,41 @@ def preview(session: Session, automation: Automation, *, today: date, days: int 
 def _count(result: Any) -> int:
     """The rows a statement wrote (asked for with preserve_rowcount)."""
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """A letter an automation is expected to write for a contact, and what will become of
+    it as far as can be told now: queued, or held out or suppressed with the reason."""
+
+    planned: Planned
+    automation: Automation
+    state: DeliveryState
+    reason: str
+
+
+def upcoming(session: Session, contact_id: int, *, today: date, days: int = 30) -> list[Upcoming]:
+    """The contact's letters from enabled automations in the next `days` days, and why some
+    will not go (the frequency caps and the send window are applied on the day)."""
+    found = []
+    for automation in list_automations(session):
+        if not automation.enabled:
+            continue
+        for planned in preview(session, automation, today=today, days=days,
+                               contact_id=contact_id):  # fmt: skip
+            letter = planned.step.letter_version.letter
+            checks = ledger.reachable_checks(
+                letter.category, letter.kind, email=Contact.email, status=Contact.status,
+                contact_id=Contact.id,
+            )  # fmt: skip
+            checks.append(ledger.Check(
+                ledger.holdout_bucket(holdout_seed(automation), Contract.id)
+                < automation.holdout_percent, DeliveryState.HELD_OUT, "holdout group",
+            ))  # fmt: skip
+            state, reason = session.execute(
+                select(*ledger.verdict(checks)).select_from(Contract)
+                .join(Contact, Contact.id == Contract.contact_id)
+                .where(Contract.id == planned.contract_id)
+            ).one()  # fmt: skip
+            found.append(Upcoming(planned, automation, DeliveryState(state), reason))
+    return sorted(found, key=lambda u: (u.planned.day, u.automation.name))

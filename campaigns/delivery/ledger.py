@@ -81,7 +81,7 @@ def insert_ignoring_duplicates(session: Session, table: type[Base]) -> Insert:
     return module.insert(table).on_conflict_do_nothing()
 
 
-def holdout_bucket(seed: int, subject: ColumnElement[int] | None = None) -> ColumnElement[int]:
+def holdout_bucket(seed: int, subject: SQLColumn | None = None) -> ColumnElement[int]:
     """A stable pseudo-random bucket 0..99 per (seed, subject), computed in SQL: per
     (campaign, contact) for a broadcast, per (automation, contract) for an automation."""
     member = Contact.id if subject is None else subject

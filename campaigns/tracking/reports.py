@@ -15,6 +15,8 @@ from sqlalchemy import ColumnElement, and_, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import (
+    Automation,
+    AutomationStep,
     Campaign,
     Delivery,
     DeliveryState,
@@ -107,6 +109,9 @@ class ReceivedLetter:
     reason: str
     created_at: datetime
     sent_at: datetime | None
+    automation_id: int | None = None  # a letter of an automation: which, and its step's days
+    automation: str | None = None
+    step_days: int | None = None
 
 
 def letters_of_contact(
@@ -124,10 +129,15 @@ def letters_of_contact(
             Delivery.reason,
             Delivery.created_at,
             Delivery.sent_at,
+            Automation.id,
+            Automation.name,
+            AutomationStep.offset_days,
         )  # fmt: skip
         .join(LetterVersion, LetterVersion.id == Delivery.letter_version_id)
         .join(Letter, Letter.id == LetterVersion.letter_id)
         .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
+        .outerjoin(AutomationStep, AutomationStep.id == Delivery.automation_step_id)
+        .outerjoin(Automation, Automation.id == AutomationStep.automation_id)
         .where(Delivery.contact_id == contact_id)
         .order_by(Delivery.created_at.desc(), Delivery.id.desc())
         .limit(limit)

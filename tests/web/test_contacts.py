@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask
 from sqlalchemy import select
 
 from campaigns.audience import contacts
-from campaigns.db import Database
+from campaigns.db import Database, utcnow
+from campaigns.delivery import automations
+from campaigns.delivery.automations import StepInput
 from campaigns.models import Contact, ContactStatus, ContractStatus, Role
-from tests.factories import make_contact
+from tests.factories import make_contact, make_version
 from tests.web.conftest import csrf_token, login
 
 
@@ -142,3 +146,31 @@ def test_an_address_on_the_suppression_list_is_shown_and_can_be_removed(
     assert "gone@example.com" not in client.get("/suppressions").get_data(as_text=True)
     with db.unit_of_work() as s:
         assert s.scalar(select(Contact.id)) is None
+
+
+def test_the_contact_page_lists_upcoming_letters_and_why_some_will_not_go(
+    app: Flask, db: Database
+) -> None:
+    today = utcnow().date()
+    with db.unit_of_work() as s:
+        series = [StepInput(days, make_version(s, name=f"Reminder {days}").id)
+                  for days in (30, 7)]  # fmt: skip
+        automations.create_automation(s, "Expiry series", trigger="before_end", steps=series,
+                                      enabled=True)  # fmt: skip
+        ada = contacts.create_contact(s, "ada@example.com", first_name="Ada")
+        contacts.add_contract(s, ada.id, product="Gold Support", starts_on=today - timedelta(300),
+                              ends_on=today + timedelta(10))  # fmt: skip
+        bob = contacts.create_contact(s, "bob@example.com", first_name="Bob",
+                                      status=ContactStatus.UNSUBSCRIBED)  # fmt: skip
+        contacts.add_contract(s, bob.id, product="Basic Support", starts_on=today - timedelta(300),
+                              ends_on=today + timedelta(20))  # fmt: skip
+    client = app.test_client()
+    login(client, Role.VIEWER)
+    page = client.get(f"/contacts/{ada.id}").get_data(as_text=True)
+    upcoming = page.split('id="upcoming"')[1].split("<h2>")[0]
+    assert (today + timedelta(3)).isoformat() in upcoming  # the 7-day step, 3 days from now
+    assert "Reminder 7 v1" in upcoming and "Gold Support" in upcoming
+    assert "yes, within the send window and the frequency caps" in upcoming
+    page = client.get(f"/contacts/{bob.id}").get_data(as_text=True)
+    upcoming = page.split('id="upcoming"')[1].split("<h2>")[0]
+    assert "Reminder 7 v1" in upcoming and "contact is unsubscribed" in upcoming

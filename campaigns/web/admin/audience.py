@@ -9,6 +9,8 @@ from werkzeug.wrappers import Response
 
 from campaigns.audience import contacts, suppressions
 from campaigns.audience.records import RecordError
+from campaigns.db import utcnow
+from campaigns.delivery import automations
 from campaigns.errors import ValidationError
 from campaigns.models import ContactStatus, Role
 from campaigns.tracking import reports
@@ -48,6 +50,7 @@ def _contact_page(contact_id: int, *, form: str = "", errors: dict[str, str] | N
             received=reports.letters_of_contact(s, contact_id),
             timeline=contacts.timeline(s, contact_id), statuses=list(ContactStatus),
             turned_off=contacts.turned_off_kinds(s, contact_id),
+            upcoming=automations.upcoming(s, contact_id, today=utcnow().date()),
             open_form=form, errors=errors or {}, values=request.form if form else {},
             today=date.today(),
         )  # fmt: skip
