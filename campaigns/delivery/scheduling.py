@@ -40,9 +40,14 @@ def create_campaign(
     letter_version_id: int,
     holdout_percent: int = 0,
     rate_per_minute: int | None = None,
+    priority: int = 0,
     created_by_id: int | None = None,
 ) -> Campaign:
-    """Create a draft broadcast of one letter version to one segment (optionally paced)."""
+    """Create a draft broadcast of one letter version to one segment (optionally paced).
+
+    Who wins a slot the frequency caps contest is decided by the letter's kind first (legal
+    > renewal/expiry > welcome > other), then by `priority` (higher first).
+    """
     if not name.strip():
         raise ValidationError("a campaign needs a name", field="name")
     if not 0 <= holdout_percent <= 50:
@@ -50,12 +55,14 @@ def create_campaign(
     if rate_per_minute is not None and not 1 <= rate_per_minute <= 1_000_000:
         raise ValidationError("the rate must be at least 1 letter a minute, or empty for none",
                               field="rate_per_minute")  # fmt: skip
+    if not -100 <= priority <= 100:
+        raise ValidationError("the priority must be between -100 and 100", field="priority")
     version = authoring.get_version(session, letter_version_id)
     approvals.check_usable(version)
     check_pairing(segments.get_segment(session, segment_id), version)
     campaign = Campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
-        holdout_percent=holdout_percent, rate_per_minute=rate_per_minute,
+        holdout_percent=holdout_percent, rate_per_minute=rate_per_minute, priority=priority,
         created_by_id=created_by_id,
         status=CampaignStatus.DRAFT,
     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Flask
 from sqlalchemy import select
 
@@ -96,3 +98,27 @@ def test_a_campaign_can_be_paced_and_a_bad_pace_is_explained(app: Flask, db: Dat
     )
     with db.unit_of_work() as s:
         assert [c.rate_per_minute for c in s.scalars(select(Campaign))] == [30]
+
+
+def test_a_campaign_is_scheduled_in_the_users_time_zone_with_its_priority(
+    app: Flask, db: Database
+) -> None:
+    with db.unit_of_work() as s:
+        make_contact(s, "ann@example.com")
+        segment_id, version_id = make_segment(s).id, make_version(s).id
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    token = csrf_token(client, "/campaigns/new")
+    detail = client.post("/campaigns", data={
+        "name": "Spring offer", "segment_id": segment_id, "letter_version_id": version_id,
+        "priority": "5", "csrf_token": token,
+    }).headers["Location"]  # fmt: skip
+    client.post(f"{detail}/schedule", data={
+        "send_at": "2027-03-29T09:00", "confirm": "yes", "zone": "Europe/Berlin",
+        "csrf_token": token,
+    })  # fmt: skip
+    with db.unit_of_work() as s:
+        campaign = s.scalars(select(Campaign)).one()
+        assert campaign.priority == 5
+        # 09:00 in Berlin on the first Monday of summer time is 07:00 UTC.
+        assert campaign.send_at == datetime(2027, 3, 29, 7, 0, tzinfo=UTC)

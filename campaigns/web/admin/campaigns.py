@@ -23,6 +23,7 @@ from campaigns.db import utcnow
 from campaigns.delivery import ledger, scheduling
 from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.letters import approvals, authoring
+from campaigns.letters.context import zone
 from campaigns.models import CampaignStatus, DeliveryState, Role
 from campaigns.tracking import acknowledgments, reports
 from campaigns.web.auth import requires
@@ -59,6 +60,7 @@ def campaign_create() -> Response:
                 letter_version_id=_int(form, "letter_version_id"),
                 holdout_percent=_int(form, "holdout_percent", default=0),
                 rate_per_minute=_int(form, "rate_per_minute", default=0) or None,
+                priority=_int(form, "priority", default=0),
                 created_by_id=g.user["id"],
             )  # fmt: skip
             campaign_id = campaign.id
@@ -148,7 +150,8 @@ def campaign_action(campaign_id: int, action: str) -> Response:
                 if request.form.get("confirm") != "yes":
                     raise ValidationError("tick the box to confirm the audience, then schedule",
                                           field="confirm")  # fmt: skip
-                scheduling.schedule(s, campaign_id, send_at=_when(request.form.get("send_at", "")))
+                send_at = _when(request.form.get("send_at", ""), request.form.get("zone", ""))
+                scheduling.schedule(s, campaign_id, send_at=send_at)
             elif action == "pause":
                 scheduling.pause(s, campaign_id)
             elif action == "resume":
@@ -174,14 +177,16 @@ def _state(raw: str) -> DeliveryState | None:
         raise ValidationError(f"no ledger state {raw!r}", field="state") from None
 
 
-def _when(raw: str) -> datetime:
+def _when(raw: str, zone_name: str = "") -> datetime:
+    """The moment typed in the form, read in the user's time zone (the browser's; UTC when
+    it sent none)."""
     if not raw or raw == "now":
         return utcnow()
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise ValidationError("send_at must be a date and time like 2027-01-31T09:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+    return value if value.tzinfo else value.replace(tzinfo=zone(zone_name or "UTC"))
 
 
 @bp.route("/reports")
