@@ -9,8 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.audience import contacts, segments, upserts
+from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.delivery import scheduling
+from campaigns.delivery import scheduling, sending
+from campaigns.delivery.mailer import SMTPMailer
 from campaigns.letters import authoring
 from campaigns.models import (
     Contact,
@@ -107,3 +109,13 @@ def ledger_rows(db: Database, campaign_id: int) -> dict[str, Delivery]:
     with db.unit_of_work() as s:
         query = select(Delivery).where(Delivery.campaign_id == campaign_id)
         return {d.email: d for d in s.scalars(query)}
+
+
+def deliver(db: Database, batches: list[list[int]], *, smtp_url: str, settings: Settings) -> None:
+    """Send these batches of ledger rows through the real send path to this SMTP server."""
+    mailer = SMTPMailer(smtp_url)
+    try:
+        for batch in batches:
+            sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+    finally:
+        mailer.close()

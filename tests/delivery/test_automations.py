@@ -19,9 +19,8 @@ from campaigns.accounts import users
 from campaigns.audience import contacts, upserts
 from campaigns.config import Caps, Settings
 from campaigns.db import Database, utcnow
-from campaigns.delivery import automations, scheduling, sending
+from campaigns.delivery import automations, scheduling
 from campaigns.delivery.automations import StepInput
-from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import approvals, stock
 from campaigns.models import (
@@ -36,7 +35,7 @@ from campaigns.models import (
     Role,
 )
 from tests.conftest import ROOT, wait_until
-from tests.factories import make_contact, make_segment, make_version
+from tests.factories import deliver, make_contact, make_segment, make_version
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 CAPS = Caps()
@@ -311,12 +310,7 @@ def test_caps_are_checked_again_as_letters_are_sent(
             s.add(Delivery(contact_id=person.id, email=person.email, letter_version_id=other,
                            state=DeliveryState.SENT, sent_at=now))  # fmt: skip
     settings = dataclasses.replace(settings, caps=CAPS)  # the test environment has none
-    mailer = SMTPMailer(smtp_server.url)
-    try:
-        for batch in batches:
-            sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
-    finally:
-        mailer.close()
+    deliver(db, batches, smtp_url=smtp_server.url, settings=settings)
     held = {(r.campaign_id is not None, r.email): (r.state, r.reason) for r in rows(db)
             if r.letter_version_id != other}  # fmt: skip
     gap = "frequency cap: another letter within 24 hours"

@@ -20,7 +20,7 @@ from campaigns.delivery.mailer import SMTPMailer
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import stock
 from campaigns.models import Contract, Delivery, LetterCategory, LetterKind, SegmentTarget
-from tests.factories import launch_now, make_version
+from tests.factories import deliver, launch_now, make_version
 from tests.web.conftest import app
 
 __all__ = ["app"]  # the web app fixture, shared with the web tests
@@ -111,13 +111,8 @@ def test_the_stock_expiry_and_renewal_letters_name_the_contracts_and_renew_them(
         launches = scheduling.launch_due(s, now=utcnow())
     # Both letters go to the same people at once: no frequency cap here (tests of their own).
     settings = dataclasses.replace(settings, caps=Caps(0, 0, 0))
-    mailer = SMTPMailer(smtp_server.url)
-    try:
-        for launch in launches:
-            for batch in launch.batches:
-                sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
-    finally:
-        mailer.close()
+    deliver(db, [b for launch in launches for b in launch.batches], smtp_url=smtp_server.url,
+            settings=settings)  # fmt: skip
     with db.unit_of_work() as s:
         rows = s.execute(select(Delivery.email, Contract.product, Delivery.contract_ids)
                          .join(Contract, Contract.id == Delivery.contract_id)).all()  # fmt: skip

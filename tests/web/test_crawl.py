@@ -16,11 +16,11 @@ from flask.testing import FlaskClient
 
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
-from campaigns.delivery import scheduling, sending
-from campaigns.delivery.mailer import SMTPMailer
+from campaigns.delivery import scheduling
 from campaigns.embedded import demo
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.models import Role
+from tests.factories import deliver
 from tests.web.conftest import login
 
 LINK = re.compile(r'(?:href|src)="([^"#]+)"')
@@ -40,13 +40,10 @@ def sent_demo(app: Flask, db: Database, settings: Settings) -> Flask:
     with db.unit_of_work() as s:
         launches = scheduling.launch_due(s, now=utcnow())
     catcher = SMTPCatcher(maildir=settings.outbox_dir).start()
-    mailer = SMTPMailer(catcher.url)
     try:
-        for launch in launches:
-            for batch in launch.batches:
-                sending.deliver_batch(db, batch, mailer=mailer, settings=settings)
+        deliver(db, [b for launch in launches for b in launch.batches], smtp_url=catcher.url,
+                settings=settings)  # fmt: skip
     finally:
-        mailer.close()
         catcher.stop()
     return app
 
