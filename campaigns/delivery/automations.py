@@ -29,34 +29,42 @@ here, so each step is one `INSERT … SELECT` over the contracts index, on both 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     and_,
+    cast,
     exists,
+    false,
     func,
     literal,
+    null,
     or_,
     select,
     true,
     update,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.sql import Select
 
 from campaigns.audience import segments
 from campaigns.config import Caps
-from campaigns.db import UTCDateTime, require
+from campaigns.db import UTCDateTime, require, utcnow
 from campaigns.delivery import caps as capping
 from campaigns.delivery import ledger
 from campaigns.errors import NotFound, ValidationError
 from campaigns.letters import approvals, authoring
 from campaigns.letters.context import zone
 from campaigns.models import (
+    DELIVERED_STATES,
+    Acknowledgment,
     Automation,
     AutomationStep,
     AutomationTrigger,
@@ -65,8 +73,12 @@ from campaigns.models import (
     ContractStatus,
     Delivery,
     DeliveryState,
+    Letter,
+    LetterKind,
+    LetterVersion,
     Segment,
 )
+from campaigns.models.letters import LetterNeeds
 
 Trigger = AutomationTrigger
 WEEKDAYS = "1234567"
@@ -79,6 +91,7 @@ LIVE = {
     Trigger.AFTER_END: (ContractStatus.ACTIVE, ContractStatus.EXPIRED),
 }
 RENEWED_REASON = "the contract was renewed (or ended) before this letter could go"
+ACKNOWLEDGED_REASON = "the letter it reminds of was acknowledged meanwhile"
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class StepInput:
 def _check(
     session: Session, *, name: str, trigger: str, steps: list[StepInput], holdout_percent: int,
     max_late_days: int, window_days: str, window_start_hour: int, window_end_hour: int,
+    letter_id: int | None,
 ) -> Trigger:  # fmt: skip
     if not name.strip():
         raise ValidationError("an automation needs a name", field="name")
@@ -101,6 +115,11 @@ def _check(
     except ValueError:
         choices = ", ".join(t.value for t in Trigger)
         raise ValidationError(f"the trigger must be one of {choices}", field="trigger") from None
+    if kind == Trigger.UNACKNOWLEDGED:
+        awaited = session.get(Letter, letter_id) if letter_id is not None else None
+        if awaited is None or awaited.kind != LetterKind.POLICY:
+            raise ValidationError("choose the policy letter whose acknowledgment is awaited",
+                                  field="letter_id")  # fmt: skip
     if not steps:
         raise ValidationError("add at least one step (a letter and its day)", field="steps")
     offsets = [s.offset_days for s in steps]
@@ -110,12 +129,22 @@ def _check(
         if not 0 <= step.offset_days <= 3650:
             raise ValidationError(f"step {index}: the days must be between 0 and 3650",
                                   field=f"steps.{index}.offset_days")  # fmt: skip
+        if kind == Trigger.UNACKNOWLEDGED and step.offset_days == 0:
+            raise ValidationError(f"step {index}: a reminder to acknowledge comes at least a "
+                                  "day after the letter",
+                                  field=f"steps.{index}.offset_days")  # fmt: skip
         if kind == Trigger.BEFORE_END and step.offset_days == 0:
             raise ValidationError(f"step {index}: 0 days before the end is the end date; "
                                   "use the trigger 'on the end date' for it",
                                   field=f"steps.{index}.offset_days")  # fmt: skip
         try:
-            approvals.check_usable(authoring.get_version(session, step.letter_version_id))
+            version = authoring.get_version(session, step.letter_version_id)
+            approvals.check_usable(version)
+            if kind == Trigger.UNACKNOWLEDGED and version.needs == LetterNeeds.CONTRACT:
+                raise ValidationError(
+                    f"{version.label} needs a contract, and a reminder to acknowledge is "
+                    "about the letter, not a contract"
+                )
         except NotFound:
             raise ValidationError(f"step {index}: that letter version does not exist (any "
                                   "more); choose another",
@@ -140,7 +169,7 @@ def create_automation(
     session: Session, name: str, *, trigger: str, steps: list[StepInput],
     segment_id: int | None = None, holdout_percent: int = 0, max_late_days: int = 3,
     window_days: str = WEEKDAYS, window_start_hour: int = 0, window_end_hour: int = 24,
-    enabled: bool = False,
+    enabled: bool = False, letter_id: int | None = None,
 ) -> Automation:  # fmt: skip
     """Create an automation with its steps (off until enabled, unless `enabled`)."""
     automation = Automation(name="", trigger=Trigger.BEFORE_END)
@@ -149,6 +178,7 @@ def create_automation(
         session, automation, name=name, trigger=trigger, steps=steps, segment_id=segment_id,
         holdout_percent=holdout_percent, max_late_days=max_late_days, window_days=window_days,
         window_start_hour=window_start_hour, window_end_hour=window_end_hour, enabled=enabled,
+        letter_id=letter_id,
     )  # fmt: skip
 
 
@@ -156,13 +186,14 @@ def update_automation(
     session: Session, automation: Automation, *, name: str, trigger: str,
     steps: list[StepInput], segment_id: int | None, holdout_percent: int, max_late_days: int,
     window_days: str, window_start_hour: int, window_end_hour: int, enabled: bool,
+    letter_id: int | None = None,
 ) -> Automation:  # fmt: skip
     """Change an automation. A step keeps its ledger rows (and so never re-sends) as long as
     its day stays; a step whose letters went out cannot be removed — turn it off instead."""
     kind = _check(session, name=name, trigger=trigger, steps=steps,
                   holdout_percent=holdout_percent, max_late_days=max_late_days,
                   window_days=window_days, window_start_hour=window_start_hour,
-                  window_end_hour=window_end_hour)  # fmt: skip
+                  window_end_hour=window_end_hour, letter_id=letter_id)  # fmt: skip
     if segment_id is not None and session.get(Segment, segment_id) is None:
         raise ValidationError("that segment does not exist (any more); choose another",
                               field="segment_id")  # fmt: skip
@@ -191,6 +222,7 @@ def update_automation(
     automation.name = name.strip()
     automation.trigger = kind
     automation.segment_id = segment_id
+    automation.letter_id = letter_id if kind == Trigger.UNACKNOWLEDGED else None
     automation.holdout_percent = holdout_percent
     automation.max_late_days = max_late_days
     automation.window_days = "".join(sorted(set(window_days)))
@@ -252,7 +284,7 @@ class Timing:
 
 def timings(automation: Automation) -> list[Timing]:
     """Each step's timing, in the order its day comes."""
-    sign = -1 if automation.trigger == Trigger.BEFORE_END else 1
+    sign = -1 if automation.trigger == Trigger.BEFORE_END else 1  # days after the anchor
     ordered = sorted(automation.steps, key=lambda s: sign * s.offset_days)
     shifts = [sign * s.offset_days for s in ordered]
     return [
@@ -324,44 +356,20 @@ def time_zones(session: Session) -> list[str]:
 def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
          zones: list[str]) -> int:  # fmt: skip
     """Write the ledger rows of one step due now (one INSERT … SELECT); return how many."""
-    automation, timing = step.automation, step.timing
-    version = timing.step.letter_version
-    category, kind = version.letter.category, version.letter.kind
-    groups = local_dates(zones, now, automation)
+    groups = local_dates(zones, now, step.automation)
     if not groups:
         return 0
-    column = anchor(timing.trigger)
-    candidates = (
-        select(
-            Contract.id.label("contract_id"),
-            Contract.contact_id,
-            Contract.term,
-            Contact.email,
-            Contact.status,
-            func.row_number()
-            .over(partition_by=Contract.contact_id, order_by=(column, Contract.id))
-            .label("place"),
-        )  # fmt: skip
-        .join(Contact, Contact.id == Contract.contact_id)
-        .where(
-            _valid(timing, groups),
-            Contract.status.in_(LIVE[timing.trigger]),
-            Contact.erased_at.is_(None),
-            ~exists().where(
-                Delivery.automation_step_id == timing.step.id,
-                Delivery.contract_id == Contract.id,
-                Delivery.term == Contract.term,
-            ),
-        )  # fmt: skip
-    )
-    if automation.segment is not None:
-        candidates = candidates.where(_in_segment(automation, now.date()))
-    chosen = candidates.subquery()
+    if step.timing.trigger == Trigger.UNACKNOWLEDGED:
+        chosen = _unacknowledged(step, groups).subquery()
+    else:
+        chosen = _contracts_due(step, groups, now=now).subquery()
+    automation, version = step.automation, step.timing.step.letter_version
+    category, kind = version.letter.category, version.letter.kind
     contact_id = chosen.c.contact_id
     checks = ledger.reachable_checks(category, kind, email=chosen.c.email,
                                      status=chosen.c.status, contact_id=contact_id)  # fmt: skip
     checks.append(ledger.Check(
-        ledger.holdout_bucket(holdout_seed(automation), chosen.c.contract_id)
+        ledger.holdout_bucket(holdout_seed(automation), chosen.c.subject)
         < automation.holdout_percent, DeliveryState.HELD_OUT, "holdout group",
     ))  # fmt: skip
     cap_rules = capping.rules(caps, category, contact_id, now=now, earlier=chosen.c.place - 1)
@@ -370,16 +378,99 @@ def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
     state, reason = ledger.verdict(checks)
     at = literal(now, UTCDateTime())
     rows = select(
-        literal(timing.step.id), contact_id, chosen.c.contract_id, chosen.c.term,
-        literal(automation.segment_id), literal(version.id), chosen.c.email, state, reason,
-        literal(0), at, at,
+        literal(step.timing.step.id), contact_id, chosen.c.contract_id, chosen.c.term,
+        chosen.c.reminds_id, literal(automation.segment_id), literal(version.id),
+        chosen.c.email, state, reason, literal(0), at, at,
     ).where(true())  # SQLite reads "FROM x ON CONFLICT" as a join without it  # fmt: skip
-    columns = ["automation_step_id", "contact_id", "contract_id", "term", "segment_id",
-               "letter_version_id", "email", "state", "reason", "attempts", "created_at",
-               "due_at"]  # fmt: skip
+    columns = ["automation_step_id", "contact_id", "contract_id", "term", "reminds_id",
+               "segment_id", "letter_version_id", "email", "state", "reason", "attempts",
+               "created_at", "due_at"]  # fmt: skip
     stmt = ledger.insert_ignoring_duplicates(session, Delivery).from_select(columns, rows)
     result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return _count(result)
+
+
+def _contracts_due(step: Step, groups: dict[date, list[str]], *, now: datetime) -> Select[Any]:
+    """The contracts whose step is due now and not yet written for their term: contact,
+    contract, term, address, status, place among the contact's (by date), holdout subject."""
+    automation, timing = step.automation, step.timing
+    column = anchor(timing.trigger)
+    candidates: Select[Any] = (
+        select(
+            Contract.id.label("contract_id"), Contract.contact_id, Contract.term,
+            Contact.email, Contact.status,
+            func.row_number().over(partition_by=Contract.contact_id,
+                                   order_by=(column, Contract.id)).label("place"),
+            Contract.id.label("subject"), cast(null(), Integer).label("reminds_id"),
+        )
+        .join(Contact, Contact.id == Contract.contact_id)
+        .where(
+            _valid(timing, groups),
+            Contract.status.in_(LIVE[timing.trigger]),
+            Contact.erased_at.is_(None),
+            ~exists().where(Delivery.automation_step_id == timing.step.id,
+                            Delivery.contract_id == Contract.id, Delivery.term == Contract.term),
+        )
+    )  # fmt: skip
+    if automation.segment is not None:
+        candidates = candidates.where(_in_segment(automation, now.date()))
+    return candidates
+
+
+def _acknowledged(letter: Any) -> ColumnElement[bool]:
+    """The policy letter of this ledger row (or a reminder of it) was acknowledged."""
+    reminder = aliased(Delivery)
+    return or_(
+        exists().where(Acknowledgment.delivery_id == letter.id),
+        exists().where(Acknowledgment.delivery_id == reminder.id,
+                       reminder.reminds_id == letter.id),
+    )  # fmt: skip
+
+
+def _sent_within(
+    timing: Timing, groups: dict[date, list[str]], sent_at: Any
+) -> ColumnElement[bool]:
+    """The letter went out on a day (in its contact's time zone) its reminder step is due."""
+    parts = []
+    for today, names in groups.items():
+        low, high = timing.anchor_range(today)
+        for name in names if low <= high else ():
+            start = datetime.combine(low, time(), tzinfo=zone(name))
+            end = datetime.combine(high + timedelta(days=1), time(), tzinfo=zone(name))
+            parts.append(and_(Contact.time_zone == name, sent_at >= start, sent_at < end))
+    return or_(*parts) if parts else false()
+
+
+def _unacknowledged(step: Step, groups: dict[date, list[str]]) -> Select[Any]:
+    """The policy letters sent N days ago and not acknowledged, with no reminder of this
+    step yet: the same columns as `_contracts_due`, about the letter instead of a contract."""
+    automation, timing = step.automation, step.timing
+    letter = aliased(Delivery)
+    query: Select[Any] = (
+        select(
+            cast(null(), Integer).label("contract_id"), letter.contact_id,
+            cast(null(), Integer).label("term"),
+            Contact.email, Contact.status,
+            func.row_number().over(partition_by=letter.contact_id,
+                                   order_by=letter.id).label("place"),
+            letter.id.label("subject"), letter.id.label("reminds_id"),
+        )
+        .join(Contact, Contact.id == letter.contact_id)
+        .join(LetterVersion, LetterVersion.id == letter.letter_version_id)
+        .where(
+            LetterVersion.letter_id == automation.letter_id,
+            letter.state.in_(DELIVERED_STATES),
+            letter.reminds_id.is_(None),
+            _sent_within(timing, groups, letter.sent_at),
+            Contact.erased_at.is_(None),
+            ~_acknowledged(letter),
+            ~exists().where(Delivery.automation_step_id == timing.step.id,
+                            Delivery.reminds_id == letter.id),
+        )
+    )  # fmt: skip
+    if automation.segment is not None:
+        query = query.where(_in_segment(automation, utcnow().date(), contact_id=letter.contact_id))
+    return query
 
 
 def holdout_seed(automation: Automation) -> int:
@@ -387,10 +478,16 @@ def holdout_seed(automation: Automation) -> int:
     return automation.id * 31 + 7
 
 
-def _in_segment(automation: Automation, today: date) -> ColumnElement[bool]:
-    """The automation's filter: the contract (or its contact) is in its segment."""
+def _in_segment(
+    automation: Automation, today: date, *, contact_id: Any = None
+) -> ColumnElement[bool]:
+    """The automation's filter: the contract (or its contact) is in its segment; for a
+    reminder (`contact_id`), the contact is in it."""
     segment = automation.segment
     assert segment is not None
+    if contact_id is not None:
+        members = select(Contact.id).where(segments.membership(segment, today=today))
+        return contact_id.in_(members)
     if segments.targets_pairs(segment):
         matching = segments.pairs(segment, today=today).subquery()
         return Contract.id.in_(select(matching.c.contract_id))
@@ -405,13 +502,9 @@ def reconsider(session: Session, step: Step, *, now: datetime, caps: Caps,
     version = timing.step.letter_version
     waiting = and_(Delivery.automation_step_id == timing.step.id,
                    Delivery.state == DeliveryState.DEFERRED)  # fmt: skip
-    # Still about the same term of a live contract, and within its step's days.
-    same_term = exists().where(
-        Contract.id == Delivery.contract_id, Contract.term == Delivery.term,
-        Contract.status.in_(LIVE[timing.trigger]),
-        Contact.id == Contract.contact_id,
-        _valid(timing, local_dates(zones, now)),
-    )  # fmt: skip
+    # Still about the same term of a live contract (or an unacknowledged letter), and within
+    # its step's days.
+    same_term = _still_due(timing, local_dates(zones, now))
     gone = session.execute(
         update(Delivery).where(waiting, ~same_term)
         .values(state=DeliveryState.SUPPRESSED,
@@ -421,10 +514,7 @@ def reconsider(session: Session, step: Step, *, now: datetime, caps: Caps,
     groups = local_dates(zones, now, automation) if automation.enabled else {}
     if not groups:
         return 0, _count(gone)
-    open_now = exists().where(
-        Contract.id == Delivery.contract_id, Contact.id == Contract.contact_id,
-        _valid(timing, groups),
-    )  # fmt: skip
+    open_now = _still_due(timing, groups)
     first = func.row_number().over(partition_by=Delivery.contact_id, order_by=Delivery.id)
     candidates = select(Delivery.id, Delivery.contact_id, first.label("place")).where(
         waiting, open_now
@@ -440,18 +530,43 @@ def reconsider(session: Session, step: Step, *, now: datetime, caps: Caps,
     return _count(queued), _count(gone)
 
 
+def _still_due(timing: Timing, groups: dict[date, list[str]]) -> ColumnElement[bool]:
+    """The deferred ledger row's step is still due on the local dates of `groups`."""
+    if timing.trigger == Trigger.UNACKNOWLEDGED:
+        letter = aliased(Delivery)
+        return exists().where(
+            letter.id == Delivery.reminds_id, Contact.id == letter.contact_id,
+            _sent_within(timing, groups, letter.sent_at), ~_acknowledged(letter),
+        )  # fmt: skip
+    return exists().where(
+        Contract.id == Delivery.contract_id, Contract.term == Delivery.term,
+        Contract.status.in_(LIVE[timing.trigger]), Contact.id == Contract.contact_id,
+        _valid(timing, groups),
+    )  # fmt: skip
+
+
 def drop_renewed(session: Session) -> int:
-    """Suppress queued automation letters whose contract was renewed (or ended) meanwhile."""
+    """Suppress queued automation letters whose contract was renewed (or ended) meanwhile,
+    and reminders whose letter was acknowledged meanwhile."""
     live = exists().where(Contract.id == Delivery.contract_id, Contract.term == Delivery.term,
                           Contract.status != ContractStatus.CANCELLED)  # fmt: skip
+    waiting = and_(Delivery.automation_step_id.is_not(None),
+                   Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.DEFERRED)))  # fmt: skip
     result = session.execute(
         update(Delivery)
-        .where(Delivery.automation_step_id.is_not(None), Delivery.state == DeliveryState.QUEUED,
-               ~live)
+        .where(waiting, Delivery.contract_id.is_not(None), ~live)
         .values(state=DeliveryState.SUPPRESSED, reason=RENEWED_REASON)
         .execution_options(synchronize_session=False, preserve_rowcount=True)
     )  # fmt: skip
-    return _count(result)
+    letter = aliased(Delivery)
+    done = exists().where(letter.id == Delivery.reminds_id, _acknowledged(letter))
+    answered = session.execute(
+        update(Delivery)
+        .where(waiting, Delivery.reminds_id.is_not(None), done)
+        .values(state=DeliveryState.SUPPRESSED, reason=ACKNOWLEDGED_REASON)
+        .execution_options(synchronize_session=False, preserve_rowcount=True)
+    )  # fmt: skip
+    return _count(result) + _count(answered)
 
 
 def queued_now(session: Session, *, now: datetime, size: int = 200) -> list[list[int]]:
@@ -470,45 +585,97 @@ def queued_now(session: Session, *, now: datetime, size: int = 200) -> list[list
 
 @dataclass(frozen=True)
 class Planned:
-    """A letter the preview expects: the day, the step, the contract and its contact."""
+    """A letter the preview expects: the day, the step, the contract (or for a reminder to
+    acknowledge, the ledger row of the letter it reminds of) and its contact. `product` is
+    the contract's product (a reminder: the letter's name), `anchor` the contract's date the
+    step counts from (a reminder: the day the letter went out)."""
 
     day: date
     step: AutomationStep
-    contract_id: int
+    contract_id: int | None
     contact_id: int
     email: str
     product: str
     anchor: date
+    reminds_id: int | None = None
+
+    @property
+    def subject(self) -> int:
+        """What the holdout draws: the contract, or the letter reminded of."""
+        return self.reminds_id if self.reminds_id is not None else self.contract_id or 0
 
 
 def preview(session: Session, automation: Automation, *, today: date, days: int = 14,
             contact_id: int | None = None, limit: int = 20_000) -> list[Planned]:  # fmt: skip
     """Who gets what in the next `days` days (dates in UTC), before caps, windows and
-    holdout: each contract's next step on the first day it becomes valid, once per term."""
+    holdout: each contract's next step on the first day it becomes valid, once per term
+    (for reminders to acknowledge: each unacknowledged letter's)."""
     planned: list[Planned] = []
     for timing in timings(automation):
-        column = anchor(timing.trigger)
         first, _ = timing.anchor_range(today)
         _, last = timing.anchor_range(today + timedelta(days=days - 1))
-        query = (
-            select(Contract.id, Contract.contact_id, Contact.email, Contract.product, column)
-            .join(Contact, Contact.id == Contract.contact_id)
-            .where(column.between(first, last), Contract.status.in_(LIVE[timing.trigger]),
-                   Contact.erased_at.is_(None),
-                   ~exists().where(Delivery.automation_step_id == timing.step.id,
-                                   Delivery.contract_id == Contract.id,
-                                   Delivery.term == Contract.term))
-            .order_by(column, Contract.id)
-            .limit(limit)
-        )  # fmt: skip
-        if contact_id is not None:
-            query = query.where(Contract.contact_id == contact_id)
-        if automation.segment is not None:
-            query = query.where(_in_segment(automation, today))
-        for contract_id, owner, email, product, anchored in session.execute(query):
-            day = max(timing.day(anchored), today)
-            planned.append(Planned(day, timing.step, contract_id, owner, email, product, anchored))
-    return sorted(planned, key=lambda p: (p.day, p.step.offset_days, p.contract_id))
+        if timing.trigger == Trigger.UNACKNOWLEDGED:
+            rows = _unacknowledged_between(session, automation, timing, first, last,
+                                           contact_id=contact_id, limit=limit)  # fmt: skip
+        else:
+            rows = _contracts_between(session, automation, timing, first, last, today=today,
+                                      contact_id=contact_id, limit=limit)  # fmt: skip
+        planned += [dataclasses.replace(p, day=max(timing.day(p.anchor), today)) for p in rows]
+    return sorted(planned, key=lambda p: (p.day, p.step.offset_days, p.subject))
+
+
+def _contracts_between(
+    session: Session, automation: Automation, timing: Timing, first: date, last: date, *,
+    today: date, contact_id: int | None, limit: int,
+) -> list[Planned]:  # fmt: skip
+    """The contracts whose anchor date lies between `first` and `last`, not yet written."""
+    column = anchor(timing.trigger)
+    query = (
+        select(Contract.id, Contract.contact_id, Contact.email, Contract.product, column)
+        .join(Contact, Contact.id == Contract.contact_id)
+        .where(column.between(first, last), Contract.status.in_(LIVE[timing.trigger]),
+               Contact.erased_at.is_(None),
+               ~exists().where(Delivery.automation_step_id == timing.step.id,
+                               Delivery.contract_id == Contract.id,
+                               Delivery.term == Contract.term))
+        .order_by(column, Contract.id)
+        .limit(limit)
+    )  # fmt: skip
+    if contact_id is not None:
+        query = query.where(Contract.contact_id == contact_id)
+    if automation.segment is not None:
+        query = query.where(_in_segment(automation, today))
+    return [Planned(anchored, timing.step, contract, owner, email, product, anchored)
+            for contract, owner, email, product, anchored in session.execute(query)]  # fmt: skip
+
+
+def _unacknowledged_between(
+    session: Session, automation: Automation, timing: Timing, first: date, last: date, *,
+    contact_id: int | None, limit: int,
+) -> list[Planned]:  # fmt: skip
+    """The awaited letters sent (UTC days) between `first` and `last`, not acknowledged and
+    not yet reminded of by this step."""
+    letter = aliased(Delivery)
+    start = datetime.combine(first, time(), tzinfo=zone("UTC"))
+    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=zone("UTC"))
+    query = (
+        select(letter.id, letter.contact_id, Contact.email, Letter.name, letter.sent_at)
+        .join(Contact, Contact.id == letter.contact_id)
+        .join(LetterVersion, LetterVersion.id == letter.letter_version_id)
+        .join(Letter, Letter.id == LetterVersion.letter_id)
+        .where(Letter.id == automation.letter_id, letter.state.in_(DELIVERED_STATES),
+               letter.reminds_id.is_(None), letter.sent_at >= start, letter.sent_at < end,
+               Contact.erased_at.is_(None), ~_acknowledged(letter),
+               ~exists().where(Delivery.automation_step_id == timing.step.id,
+                               Delivery.reminds_id == letter.id))
+        .order_by(letter.sent_at, letter.id)
+        .limit(limit)
+    )  # fmt: skip
+    if contact_id is not None:
+        query = query.where(letter.contact_id == contact_id)
+    return [Planned(sent.date(), timing.step, None, owner, email, name, sent.date(), reminds)
+            for reminds, owner, email, name, sent in session.execute(query)
+            if sent is not None]  # fmt: skip
 
 
 def _count(result: Any) -> int:
@@ -542,13 +709,11 @@ def upcoming(session: Session, contact_id: int, *, today: date, days: int = 30) 
                 contact_id=Contact.id,
             )  # fmt: skip
             checks.append(ledger.Check(
-                ledger.holdout_bucket(holdout_seed(automation), Contract.id)
+                ledger.holdout_bucket(holdout_seed(automation), literal(planned.subject))
                 < automation.holdout_percent, DeliveryState.HELD_OUT, "holdout group",
             ))  # fmt: skip
             state, reason = session.execute(
-                select(*ledger.verdict(checks)).select_from(Contract)
-                .join(Contact, Contact.id == Contract.contact_id)
-                .where(Contract.id == planned.contract_id)
+                select(*ledger.verdict(checks)).where(Contact.id == contact_id)
             ).one()  # fmt: skip
             found.append(Upcoming(planned, automation, DeliveryState(state), reason))
     return sorted(found, key=lambda u: (u.planned.day, u.automation.name))

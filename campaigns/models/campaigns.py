@@ -67,6 +67,8 @@ class AutomationTrigger(StrEnum):
     BEFORE_END = "before_end"
     ON_END = "on_end"
     AFTER_END = "after_end"
+    # N days after a policy letter went out and was not acknowledged: a reminder to do so.
+    UNACKNOWLEDGED = "unacknowledged"
 
 
 class Automation(Base):
@@ -84,6 +86,8 @@ class Automation(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     trigger: Mapped[AutomationTrigger] = mapped_column(String(20))
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
+    # The policy letter whose acknowledgment is awaited (trigger "unacknowledged").
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"))
     enabled: Mapped[bool] = mapped_column(default=False)
     holdout_percent: Mapped[int] = mapped_column(default=0, server_default="0")
     # A step is sent on its day or up to this many days later (a send window, a frequency

@@ -59,6 +59,8 @@ class Delivery(Base):
         # One letter per contact per campaign; one per contract term per automation step.
         UniqueConstraint("campaign_id", "contact_id"),
         UniqueConstraint("automation_step_id", "contract_id", "term"),
+        # A reminder to acknowledge goes once per step per letter it reminds of.
+        Index("uq_deliveries_step_reminds", "automation_step_id", "reminds_id", unique=True),
         Index("ix_deliveries_campaign_id_state", "campaign_id", "state"),
         Index("ix_deliveries_state_claimed_at", "state", "claimed_at"),
         Index("ix_deliveries_state_due_at", "state", "due_at"),
@@ -73,6 +75,8 @@ class Delivery(Base):
     # A campaign to a contracts segment: every matching contract of the contact ("12,15"),
     # the letter's `contracts`; `contract_id` is the soonest-ending of them.
     contract_ids: Mapped[str | None] = mapped_column(Text)
+    # A reminder to acknowledge: the ledger row of the policy letter it reminds of.
+    reminds_id: Mapped[int | None]
     # The segment the letter was sent for: reports stay stable when segments change later.
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), index=True)
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))

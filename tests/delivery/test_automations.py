@@ -24,6 +24,7 @@ from campaigns.delivery.automations import StepInput
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import approvals, stock
 from campaigns.models import (
+    Acknowledgment,
     Contact,
     Contract,
     Delivery,
@@ -355,3 +356,44 @@ def test_the_scheduler_sends_the_stock_expiry_reminder_through_a_real_worker(
             return row.state == DeliveryState.SENT and row.contract_id == contract
 
     wait_until(sent, what="the ledger row to be sent")
+
+
+def test_a_policy_letter_not_acknowledged_is_reminded_of_until_it_is(db: Database) -> None:
+    """Reminders 3 and 10 days after a policy letter: Ada never acknowledges and gets both;
+    Bob acknowledged the letter first and gets none; Cyd acknowledges the first reminder
+    and gets no second."""
+    ack = '<p>Our terms changed.</p><a href="{{ acknowledge_url }}">I agree</a>'
+    with db.unit_of_work() as s:
+        policy = make_version(s, name="Terms", kind=LetterKind.POLICY,
+                              category=LetterCategory.LEGAL, html=ack)  # fmt: skip
+    reminders = series(db, offsets=(3, 10), trigger="unacknowledged", kind=LetterKind.POLICY,
+                       category=LetterCategory.LEGAL, name="Terms reminder", html=ack,
+                       letter_id=policy.letter_id)  # fmt: skip
+    offsets = offsets_by_step(db, reminders)
+    with db.unit_of_work() as s:
+        sent = {}
+        for name in ("ada", "bob", "cyd"):
+            person = contacts.create_contact(s, f"{name}@example.com", first_name=name.title())
+            letter = Delivery(contact_id=person.id, email=person.email, state=DeliveryState.SENT,
+                              letter_version_id=policy.id, sent_at=START)  # fmt: skip
+            s.add(letter)
+            s.flush()
+            sent[name] = (person.id, letter.id)
+
+    def acknowledge(name: str, delivery_id: int) -> None:
+        with db.unit_of_work() as s:
+            s.add(Acknowledgment(delivery_id=delivery_id, contact_id=sent[name][0],
+                                 letter_version_id=policy.id, text_sha256="0" * 64))  # fmt: skip
+
+    acknowledge("bob", sent["bob"][1])
+    for n in range(0, 20):
+        tick(db, START + timedelta(days=n, hours=1))
+        if n == 5:  # Cyd answers the first reminder
+            (first,) = [r for r in rows(db) if r.email == "cyd@example.com" and r.reminds_id]
+            acknowledge("cyd", first.id)
+    got = sorted((r.email, offsets[r.automation_step_id or 0], r.sent_at.date())  # type: ignore[union-attr]
+                 for r in rows(db) if r.reminds_id)  # fmt: skip
+    assert got == [("ada@example.com", 3, day(3)), ("ada@example.com", 10, day(10)),
+                   ("cyd@example.com", 3, day(3))]  # fmt: skip
+    assert {r.reminds_id for r in rows(db) if r.email == "ada@example.com" and r.reminds_id} == {
+        sent["ada"][1]}  # fmt: skip

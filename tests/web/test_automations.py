@@ -15,6 +15,7 @@ from campaigns.audience import contacts
 from campaigns.db import Database, utcnow
 from campaigns.delivery import automations
 from campaigns.delivery.automations import StepInput
+from campaigns.letters import authoring
 from campaigns.models import Automation, LetterCategory, LetterKind, Role
 from tests.factories import make_version
 from tests.web.conftest import csrf_token, login
@@ -227,3 +228,28 @@ def test_the_preview_counts_each_days_letters_per_step(app: Flask, db: Database)
     assert page.count('<th scope="row">') == 14 and "customer3@example.com" not in page
     assert '<p class="preview-total"><strong>3</strong> letters</p>' in page
     assert "days in UTC" in page and "holdout" in page and "The automation is off" in page
+
+
+def test_a_reminder_to_acknowledge_names_the_policy_letter_it_awaits(
+    app: Flask, db: Database
+) -> None:
+    with db.unit_of_work() as s:
+        nudge = make_version(s, name="Please confirm", html=(
+            '<p>Please confirm our terms.</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>'
+        )).id  # fmt: skip
+        policy = authoring.create_letter(s, "Support terms", kind=LetterKind.POLICY,
+                                         category=LetterCategory.LEGAL).id  # fmt: skip
+    client, token = editor(app)
+    fields = {"name": "Confirm the terms", "trigger": "unacknowledged", "step_days": ["7"],
+              "step_version": [str(nudge)]}  # fmt: skip
+    answer = client.post("/automations", data=form(token, nudge, **fields))
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "choose the policy letter whose acknowledgment is awaited" in page
+    assert 'value="Confirm the terms"' in page  # what was typed is kept
+    answer = client.post("/automations", data=form(token, nudge, letter_id=str(policy), **fields))
+    assert answer.status_code == 302
+    automation = stored(db)
+    assert (automation.trigger, automation.letter_id) == ("unacknowledged", policy)
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "7 days after the letter" in page

@@ -17,7 +17,7 @@ from campaigns.delivery import automations
 from campaigns.delivery.automations import Planned, StepInput
 from campaigns.errors import ValidationError
 from campaigns.letters import approvals, authoring
-from campaigns.models import Automation, AutomationStep, AutomationTrigger, Role
+from campaigns.models import Automation, AutomationStep, AutomationTrigger, LetterKind, Role
 from campaigns.web.auth import requires, same_site_path
 from campaigns.web.context import unit_of_work
 
@@ -27,6 +27,7 @@ TRIGGERS = {
     AutomationTrigger.ON_END: "On the end date",
     AutomationTrigger.AFTER_END: "Days after the end (win-back)",
     AutomationTrigger.ON_START: "When the contract starts",
+    AutomationTrigger.UNACKNOWLEDGED: "Days after a policy letter, until acknowledged",
 }
 # What a step's days count from, under each trigger (beside each step's days).
 UNITS = {
@@ -34,6 +35,7 @@ UNITS = {
     AutomationTrigger.ON_END: "days after the end (0: on the end date)",
     AutomationTrigger.AFTER_END: "days after the end",
     AutomationTrigger.ON_START: "days after the start (0: on the day it starts)",
+    AutomationTrigger.UNACKNOWLEDGED: "days after the letter, if not acknowledged",
 }
 WEEKDAYS = [("1", "Mon"), ("2", "Tue"), ("3", "Wed"), ("4", "Thu"), ("5", "Fri"), ("6", "Sat"),
             ("7", "Sun")]  # fmt: skip
@@ -54,6 +56,7 @@ class Draft:
     trigger: str = AutomationTrigger.BEFORE_END.value
     steps: list[tuple[str, str]] = field(default_factory=list)  # none: one blank row shown
     segment_id: str = ""
+    letter_id: str = ""  # the policy letter awaited (reminders to acknowledge)
     holdout_percent: str = "0"
     max_late_days: str = "3"
     window_days: str = automations.WEEKDAYS
@@ -68,6 +71,7 @@ class Draft:
             steps=[(str(t.step.offset_days), str(t.step.letter_version_id))
                    for t in automations.timings(automation)],
             segment_id=str(automation.segment_id or ""),
+            letter_id=str(automation.letter_id or ""),
             holdout_percent=str(automation.holdout_percent),
             max_late_days=str(automation.max_late_days), window_days=automation.window_days,
             window_start_hour=str(automation.window_start_hour),
@@ -79,7 +83,7 @@ class Draft:
         return cls(
             name=form.get("name", ""), trigger=form.get("trigger", ""),
             steps=[(days, version) for days, version in _rows(form) if days or version],
-            segment_id=form.get("segment_id", ""),
+            segment_id=form.get("segment_id", ""), letter_id=form.get("letter_id", ""),
             holdout_percent=form.get("holdout_percent", "").strip(),
             max_late_days=form.get("max_late_days", "").strip(),
             window_days="".join(form.getlist("window_days")),
@@ -100,6 +104,7 @@ class Draft:
         return {
             "name": self.name, "trigger": self.trigger, "steps": steps,
             "segment_id": int(self.segment_id) if self.segment_id.isdigit() else None,
+            "letter_id": int(self.letter_id) if self.letter_id.isdigit() else None,
             "holdout_percent": _number(self.holdout_percent or "0", "holdout",
                                        "the holdout must be a whole number of percent"),
             "max_late_days": _number(self.max_late_days or "0", "max_late_days",
@@ -233,6 +238,8 @@ def _editor(
             limit=PREVIEW_LIMIT, days=PREVIEW_DAYS,
             versions=versions, unusable=approvals.usability(s, versions),
             segments=segments.list_segments(s),
+            policy_letters=[letter for letter in authoring.list_letters(s)
+                            if letter.kind == LetterKind.POLICY],
         )  # fmt: skip
 
 
