@@ -14,6 +14,7 @@ MEASURES: dict[str, str] = {
     "campaign_send": "bench.campaign_send",
     "campaign_send_postgresql": "bench.campaign_send:measure_postgresql",
     "segment_count": "bench.segment_count",
+    "automation_tick": "bench.automation_tick",
     "contact_import": "bench.contact_import",
     "letter_render": "bench.letter_render",
     "letter_render_dkim": "bench.letter_render:measure_dkim",

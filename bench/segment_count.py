@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -29,10 +30,12 @@ ROUNDS = 5
 CONTACTS = int(os.environ.get("BENCH_SEGMENT_CONTACTS", "1000000"))
 
 DATA = [
-    # Customers since up to ~14 years; spend up to 20,000; one in 500 erased.
+    # Customers since up to ~14 years; spend up to 20,000; one in 500 erased; the time zones
+    # given, in turn.
     """INSERT INTO contacts (email, first_name, last_name, locale, time_zone, status,
         attributes, customer_since, lifetime_spend, created_at, updated_at, erased_at)
-    SELECT 'c' || g || '@example.com', 'Customer', 'No. ' || g, 'en', 'UTC',
+    SELECT 'c' || g || '@example.com', 'Customer', 'No. ' || g, 'en',
+        (CAST(:zones AS text[]))[1 + g % cardinality(CAST(:zones AS text[]))],
         CASE WHEN g % 20 = 0 THEN 'unsubscribed' ELSE 'active' END, '{}',
         current_date - ((g::bigint * 7919) % 5000)::int,
         ((g::bigint * 104729) % 2000000) / 100.0, now(), now(),
@@ -130,12 +133,7 @@ def measure() -> Result:
         try:
             started = time.perf_counter()
             with database.unit_of_work() as session:
-                session.execute(text("SET TIME ZONE 'UTC'"))
-                for statement in DATA:
-                    query = text(statement)
-                    if ":contacts" in statement:
-                        query = query.bindparams(contacts=CONTACTS)
-                    session.execute(query)
+                build(session, contacts=CONTACTS)
             print(f"segment_count: data built in {time.perf_counter() - started:.0f} s",
                   file=sys.stderr)  # fmt: skip
             return _compare(database)
@@ -145,14 +143,26 @@ def measure() -> Result:
         server.stop()
 
 
+def build(session: Session, *, contacts: int, zones: Sequence[str] = ("UTC",)) -> None:
+    """Insert the data (dates in UTC), the contacts living in `zones` in turn."""
+    session.execute(text("SET TIME ZONE 'UTC'"))
+    for statement in DATA:
+        query = text(statement)
+        if ":contacts" in statement:
+            query = query.bindparams(contacts=contacts)
+        if ":zones" in statement:
+            query = query.bindparams(zones=list(zones))
+        session.execute(query)
+
+
 def _compare(database: Database) -> Result:
     product_total = reference_total = 0.0
     with database.unit_of_work() as session:
         session.execute(text("SET TIME ZONE 'UTC'"))
         for name, target, rules, sql in SEGMENTS:
             segment = segments.create_segment(session, name, rules=rules, target=target)
-            product_ms, count = _best(session, lambda s=segment: _product(session, s))
-            reference_ms, expected = _best(session, lambda q=sql: _reference(session, q))
+            product_ms, count = _best(session, partial(_product, session, segment))
+            reference_ms, expected = _best(session, partial(_reference, session, sql))
             if count != expected:
                 raise BenchError(f"{name}: the product counted {count}, the SQL {expected}")
             print(f"segment_count: {name}: {count} rows, product {product_ms:.1f} ms, "
