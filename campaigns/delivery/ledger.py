@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Insert,
-    Integer,
     String,
     case,
     cast,
@@ -85,7 +85,9 @@ def holdout_bucket(seed: int, subject: SQLColumn | None = None) -> ColumnElement
     """A stable pseudo-random bucket 0..99 per (seed, subject), computed in SQL: per
     (campaign, contact) for a broadcast, per (automation, contract) for an automation."""
     member = Contact.id if subject is None else subject
-    return (cast(member, Integer) * 7919 + seed * 104729) % 100
+    # In 64 bits, and the seed's part reduced here: in PostgreSQL's 32-bit integers the
+    # product overflowed past id ~270,000 (and seed ~20,500). The buckets are the same.
+    return (cast(member, BigInteger) * 7919 + (seed * 104729) % 100) % 100
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import approvals, stock
 from campaigns.models import (
     Acknowledgment,
+    Campaign,
+    CampaignStatus,
     Contact,
     Contract,
     Delivery,
@@ -397,3 +399,24 @@ def test_a_policy_letter_not_acknowledged_is_reminded_of_until_it_is(db: Databas
                    ("cyd@example.com", 3, day(3))]  # fmt: skip
     assert {r.reminds_id for r in rows(db) if r.email == "ada@example.com" and r.reminds_id} == {
         sent["ada"][1]}  # fmt: skip
+
+
+def test_the_holdout_holds_for_large_ids(db: Database) -> None:
+    """The holdout's bucket is computed in 64 bits: a contract or contact id past ~270,000
+    (or a campaign id past ~20,500) overflowed PostgreSQL's integers and stopped the tick."""
+    automation = series(db, offsets=(7,), holdout=50)
+    with db.unit_of_work() as s:
+        s.add(Contact(id=300_001, email="big@example.com", first_name="Big"))
+        s.flush()
+        s.add(Contract(id=300_002, contact_id=300_001, product="Gold Support",
+                       starts_on=day(-300), ends_on=day(8)))  # fmt: skip
+        s.add(Campaign(id=30_000, name="Offer", segment_id=make_segment(s).id,
+                       letter_version_id=make_version(s).id, status=CampaignStatus.SCHEDULED,
+                       send_at=START + timedelta(days=1), holdout_percent=50))  # fmt: skip
+    tick(db, START + timedelta(days=1))
+    states = {(r.campaign_id, r.automation_step_id is not None): r.state for r in rows(db)}
+    seed = automation * 31 + 7
+    held = (300_002 * 7919 + seed * 104729) % 100 < 50
+    assert states[(None, True)] == (DeliveryState.HELD_OUT if held else DeliveryState.SENT)
+    held = (300_001 * 7919 + 30_000 * 104729) % 100 < 50
+    assert states[(30_000, False)] == (DeliveryState.HELD_OUT if held else DeliveryState.SENT)
