@@ -322,7 +322,7 @@ def _valid(timing: Timing, groups: dict[date, list[str]]) -> ColumnElement[bool]
         low, high = timing.anchor_range(today)
         if low <= high:
             parts.append(and_(Contact.time_zone.in_(zones), column.between(low, high)))
-    return or_(*parts) if parts else literal(False)
+    return or_(*parts) if parts else false()
 
 
 # ---------------------------------------------------------------------------- the tick

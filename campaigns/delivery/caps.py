@@ -14,14 +14,14 @@ not in the table yet, so they are counted here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, false, func, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from campaigns.config import Caps
-from campaigns.models import Delivery, DeliveryState, Letter, LetterCategory, LetterKind
+from campaigns.models import Campaign, Delivery, DeliveryState, Letter, LetterCategory, LetterKind
 from campaigns.models import LetterVersion as Version
 
 COUNTED = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.SENT,
@@ -30,6 +30,20 @@ COUNTED = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.SENT,
 # Who wins a contested slot: a higher rank decides first (legal > renewal/expiry > welcome
 # > other marketing), then the campaign's own priority.
 KIND_RANK = {LetterKind.RENEWAL: 2, LetterKind.EXPIRY: 2, LetterKind.WELCOME: 1}
+
+
+def for_campaign(caps: Caps, campaign: Campaign | None) -> Caps:
+    """The caps a campaign's letters go by: the settings', with the campaign's own marketing
+    limits where it has them."""
+    if campaign is None:
+        return caps
+    return replace(
+        caps,
+        marketing_per_week=caps.marketing_per_week if campaign.cap_per_week is None
+        else campaign.cap_per_week,
+        marketing_gap_hours=caps.marketing_gap_hours if campaign.cap_gap_hours is None
+        else campaign.cap_gap_hours,
+    )  # fmt: skip
 
 
 def rank(category: LetterCategory, kind: LetterKind) -> int:
@@ -129,14 +143,15 @@ def any_blocked(found: list[Rule]) -> ColumnElement[bool]:
 
 
 def blocked_now(
-    session: Session, rows: list[tuple[int, LetterCategory]], caps: Caps, *, now: datetime
+    session: Session, rows: list[tuple[int, LetterCategory, Caps]], *, now: datetime
 ) -> dict[int, str]:
-    """Of these `sending` ledger rows (id, category), those a cap stops now, with the
-    reason: checked again as they are sent, against the letters that went out since they
-    were decided (one statement per category)."""
+    """Of these `sending` ledger rows (id, category, the caps they go by), those a cap stops
+    now, with the reason: checked again as they are sent, against the letters that went out
+    since they were decided (one statement per category and caps)."""
     found: dict[int, str] = {}
-    for category in {category for _id, category in rows}:
-        ids = [row_id for row_id, row_category in rows if row_category == category]
+    for category, caps in {(category, caps) for _id, category, caps in rows}:
+        ids = [i for i, row_category, row_caps in rows
+               if (row_category, row_caps) == (category, caps)]  # fmt: skip
         checks = rules(caps, category, Delivery.contact_id, now=now, sending=Delivery.id)
         if not checks:
             continue

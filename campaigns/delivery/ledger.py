@@ -141,7 +141,8 @@ def audience(
                               status=Contact.status, contact_id=Contact.id)  # fmt: skip
     checks.append(Check(holdout_bucket(campaign.id) < campaign.holdout_percent,
                         DeliveryState.HELD_OUT, "holdout group"))  # fmt: skip
-    capped = capping.rules(caps, category, Contact.id, now=now) if caps else []
+    own = capping.for_campaign(caps, campaign) if caps else None
+    capped = capping.rules(own, category, Contact.id, now=now) if own else []
     checks += [Check(rule.blocked, DeliveryState.SUPPRESSED, rule.reason) for rule in capped]
     state, reason = verdict(checks)
     rows: Select[*tuple[Any, ...]] = select(

@@ -41,6 +41,8 @@ def create_campaign(
     holdout_percent: int = 0,
     rate_per_minute: int | None = None,
     priority: int = 0,
+    cap_per_week: int | None = None,
+    cap_gap_hours: int | None = None,
     created_by_id: int | None = None,
 ) -> Campaign:
     """Create a draft broadcast of one letter version to one segment (optionally paced).
@@ -57,12 +59,19 @@ def create_campaign(
                               field="rate_per_minute")  # fmt: skip
     if not -100 <= priority <= 100:
         raise ValidationError("the priority must be between -100 and 100", field="priority")
+    if cap_per_week is not None and not 0 <= cap_per_week <= 100:
+        raise ValidationError("the campaign's weekly cap must be 0 to 100 marketing letters, "
+                              "or empty for the settings'", field="cap_per_week")  # fmt: skip
+    if cap_gap_hours is not None and not 0 <= cap_gap_hours <= 720:
+        raise ValidationError("the campaign's gap must be 0 to 720 hours, or empty for the "
+                              "settings'", field="cap_gap_hours")  # fmt: skip
     version = authoring.get_version(session, letter_version_id)
     approvals.check_usable(version)
     check_pairing(segments.get_segment(session, segment_id), version)
     campaign = Campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
         holdout_percent=holdout_percent, rate_per_minute=rate_per_minute, priority=priority,
+        cap_per_week=cap_per_week, cap_gap_hours=cap_gap_hours,
         created_by_id=created_by_id,
         status=CampaignStatus.DRAFT,
     )  # fmt: skip

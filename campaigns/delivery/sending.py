@@ -368,10 +368,11 @@ def _drafts(
     )  # fmt: skip
     campaigns = _by_id(session, Campaign, {d.campaign_id for d in deliveries if d.campaign_id})
     points = _service_points(session, set(contacts))
-    capped = capping.blocked_now(
-        session, [(d.id, versions[d.letter_version_id].letter.category) for d in deliveries],
-        caps, now=now,
-    )  # fmt: skip
+    capped = capping.blocked_now(session, [
+        (d.id, versions[d.letter_version_id].letter.category,
+         capping.for_campaign(caps, campaigns.get(d.campaign_id or 0)))
+        for d in deliveries
+    ], now=now)  # fmt: skip
     drafts: list[Draft] = []
     handed_back: list[int] = []
     for delivery in deliveries:

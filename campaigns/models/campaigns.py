@@ -55,6 +55,10 @@ class Campaign(Base):
     holdout_percent: Mapped[int] = mapped_column(default=0)
     priority: Mapped[int] = mapped_column(default=0)
     rate_per_minute: Mapped[int | None]
+    # The campaign's own marketing caps (letters in 7 days; hours after another letter);
+    # None: the settings' (CAP_MARKETING_PER_WEEK, CAP_MARKETING_GAP_HOURS).
+    cap_per_week: Mapped[int | None]
+    cap_gap_hours: Mapped[int | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[created_at]
 

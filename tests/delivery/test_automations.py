@@ -420,3 +420,32 @@ def test_the_holdout_holds_for_large_ids(db: Database) -> None:
     assert states[(None, True)] == (DeliveryState.HELD_OUT if held else DeliveryState.SENT)
     held = (300_001 * 7919 + 30_000 * 104729) % 100 < 50
     assert states[(30_000, False)] == (DeliveryState.HELD_OUT if held else DeliveryState.SENT)
+
+
+def test_a_campaign_may_set_its_own_caps(db: Database) -> None:
+    """A campaign that allows a letter 1 hour after another goes to a customer who got one
+    yesterday evening; one that goes by the settings' 24 hours does not."""
+    with db.unit_of_work() as s:
+        ada = make_contact(s, "ada@example.com", first_name="Ada")
+        earlier = make_version(s, name="Earlier").id
+        s.add(Delivery(contact_id=ada.id, email=ada.email, letter_version_id=earlier,
+                       state=DeliveryState.SENT, sent_at=START - timedelta(hours=12)))  # fmt: skip
+        segment = make_segment(s).id
+        for name, gap in (("Strict", None), ("Relaxed", 1)):
+            campaign = scheduling.create_campaign(
+                s, name, segment_id=segment, letter_version_id=make_version(s, name=name).id,
+                cap_gap_hours=gap,
+            )  # fmt: skip
+            scheduling.schedule(s, campaign.id, send_at=START)
+    tick(db, START)
+    with db.unit_of_work() as s:
+        got = {
+            c.name: (d.state, d.reason)
+            for d, c in s.execute(
+                select(Delivery, Campaign).join(Campaign, Campaign.id == Delivery.campaign_id)
+            )
+        }
+    assert got == {
+        "Strict": (DeliveryState.SUPPRESSED, "frequency cap: another letter within 24 hours"),
+        "Relaxed": (DeliveryState.SENT, ""),
+    }

@@ -100,7 +100,7 @@ def test_a_campaign_can_be_paced_and_a_bad_pace_is_explained(app: Flask, db: Dat
         assert [c.rate_per_minute for c in s.scalars(select(Campaign))] == [30]
 
 
-def test_a_campaign_is_scheduled_in_the_users_time_zone_with_its_priority(
+def test_a_campaign_is_scheduled_in_the_users_time_zone_with_its_priority_and_caps(
     app: Flask, db: Database
 ) -> None:
     with db.unit_of_work() as s:
@@ -111,7 +111,7 @@ def test_a_campaign_is_scheduled_in_the_users_time_zone_with_its_priority(
     token = csrf_token(client, "/campaigns/new")
     detail = client.post("/campaigns", data={
         "name": "Spring offer", "segment_id": segment_id, "letter_version_id": version_id,
-        "priority": "5", "csrf_token": token,
+        "priority": "5", "cap_per_week": "", "cap_gap_hours": "6", "csrf_token": token,
     }).headers["Location"]  # fmt: skip
     client.post(f"{detail}/schedule", data={
         "send_at": "2027-03-29T09:00", "confirm": "yes", "zone": "Europe/Berlin",
@@ -120,5 +120,6 @@ def test_a_campaign_is_scheduled_in_the_users_time_zone_with_its_priority(
     with db.unit_of_work() as s:
         campaign = s.scalars(select(Campaign)).one()
         assert campaign.priority == 5
+        assert (campaign.cap_per_week, campaign.cap_gap_hours) == (None, 6)
         # 09:00 in Berlin on the first Monday of summer time is 07:00 UTC.
         assert campaign.send_at == datetime(2027, 3, 29, 7, 0, tzinfo=UTC)

@@ -45,7 +45,7 @@ def campaign_new() -> str:
     with unit_of_work() as s:
         versions = authoring.list_versions(s)
         return render_template("admin/campaign_new.html", segments=segments.list_segments(s),
-                               versions=versions,
+                               versions=versions, caps=settings().caps,
                                unusable=approvals.usability(s, versions))  # fmt: skip
 
 
@@ -61,6 +61,8 @@ def campaign_create() -> Response:
                 holdout_percent=_int(form, "holdout_percent", default=0),
                 rate_per_minute=_int(form, "rate_per_minute", default=0) or None,
                 priority=_int(form, "priority", default=0),
+                cap_per_week=_optional(form, "cap_per_week"),
+                cap_gap_hours=_optional(form, "cap_gap_hours"),
                 created_by_id=g.user["id"],
             )  # fmt: skip
             campaign_id = campaign.id
@@ -69,6 +71,11 @@ def campaign_create() -> Response:
         return redirect(url_for("campaigns.campaign_new"))
     flash("Campaign created as a draft. Schedule it when it is ready.", "success")
     return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+
+
+def _optional(form: dict[str, str], name: str) -> int | None:
+    """A number the form may leave empty (None: the settings' value)."""
+    return None if form.get(name, "").strip() == "" else _int(form, name)
 
 
 def _int(form: dict[str, str], name: str, *, default: int | None = None) -> int:
