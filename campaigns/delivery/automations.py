@@ -42,7 +42,6 @@ from sqlalchemy import (
     and_,
     cast,
     exists,
-    false,
     func,
     literal,
     null,
@@ -322,7 +321,8 @@ def _valid(timing: Timing, groups: dict[date, list[str]]) -> ColumnElement[bool]
         low, high = timing.anchor_range(today)
         if low <= high:
             parts.append(and_(Contact.time_zone.in_(zones), column.between(low, high)))
-    return or_(*parts) if parts else false()
+    # Not false(): and_() folds it, dropping the join conditions beside it.
+    return or_(*parts) if parts else literal(False)
 
 
 # ---------------------------------------------------------------------------- the tick
@@ -438,7 +438,8 @@ def _sent_within(
             start = datetime.combine(low, time(), tzinfo=zone(name))
             end = datetime.combine(high + timedelta(days=1), time(), tzinfo=zone(name))
             parts.append(and_(Contact.time_zone == name, sent_at >= start, sent_at < end))
-    return or_(*parts) if parts else false()
+    # Not false(): and_() folds it, dropping the join conditions beside it.
+    return or_(*parts) if parts else literal(False)
 
 
 def _unacknowledged(step: Step, groups: dict[date, list[str]]) -> Select[Any]:

@@ -234,13 +234,16 @@ def soonest_contract(segment: Segment, *, today: date) -> Subquery:
 
 
 def counts_by_state(session: Session, campaign_id: int) -> dict[DeliveryState, int]:
-    """How many of the campaign's ledger rows are in each state (every state, zeros too)."""
+    """How many of the campaign's ledger rows are in each state (zeros too)."""
     rows = session.execute(
         select(Delivery.state, func.count())
         .where(Delivery.campaign_id == campaign_id)
         .group_by(Delivery.state)
     )
-    counts = {state: 0 for state in DeliveryState}
+    # Every state a campaign's row can be in (only automation letters are ever deferred).
+    counts: dict[DeliveryState, int] = {
+        state: 0 for state in DeliveryState if state != DeliveryState.DEFERRED
+    }
     counts.update({DeliveryState(state): n for state, n in rows})
     return counts
 
