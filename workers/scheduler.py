@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import timedelta
 from types import FrameType
 
@@ -16,20 +17,38 @@ from workers.actors import enqueue
 log = logging.getLogger(__name__)
 
 
+class Cadence:
+    """When this process last decided the automations (monotonic seconds)."""
+
+    last: float | None = None
+
+    def due(self, every: float) -> bool:
+        return self.last is None or time.monotonic() - self.last >= every
+
+
+automations = Cadence()
+
+
 def tick() -> scheduling.Tick:
     """Run one scheduler tick; return what it decided.
 
-    Each tick also heals the ledger: rows of workers that stopped beating are taken back,
-    and queued rows whose work order is overdue (lost by Redis, or never sent because the
-    enqueue after a commit failed) are enqueued again.
+    Campaigns are launched every tick; automations are decided every AUTOMATION_SECONDS
+    (their steps are days and their send windows hours). Each tick also heals the ledger:
+    rows of workers that stopped beating are taken back, and queued rows whose work order
+    is overdue (lost by Redis, or never sent because the enqueue after a commit failed)
+    are enqueued again.
     """
     config = runtime.settings()
     now = utcnow()
+    with_automations = automations.due(config.automation_seconds)
     with runtime.database().unit_of_work() as session:
         decided = scheduling.run_tick(
             session, now=now, caps=config.caps, batch_size=config.batch_size,
             max_lateness=timedelta(hours=config.max_lateness_hours),
+            with_automations=with_automations,
         )  # fmt: skip
+    if with_automations:
+        automations.last = time.monotonic()
     # Enqueue only after the commit: a worker must find the rows it is told about.
     for launch in decided.launches:
         enqueue(launch.batches)

@@ -258,18 +258,19 @@ class Tick:
 
 def run_tick(
     session: Session, *, now: datetime, caps: Caps, batch_size: int = 200,
-    max_lateness: timedelta = DEFAULT_MAX_LATENESS,
+    max_lateness: timedelta = DEFAULT_MAX_LATENESS, with_automations: bool = True,
 ) -> Tick:  # fmt: skip
     """Decide everything due now, in priority order, in one transaction.
 
     Automation letters that waited for a slot go first; then campaigns and automation steps
     by priority (legal > renewal/expiry > welcome > other marketing), so the caps give a
     contested slot to the more important letter. Safe when several ticks run: campaigns
-    move by compare-and-set, and ledger rows have unique keys.
+    move by compare-and-set, and ledger rows have unique keys. `with_automations=False`
+    launches campaigns only (automations are decided less often: see workers.scheduler).
     """
-    steps = automations.enabled_steps(session)
-    zones = automations.time_zones(session)
-    renewed = automations.drop_renewed(session)
+    steps = automations.enabled_steps(session) if with_automations else []
+    zones = automations.time_zones(session) if steps else []
+    renewed = automations.drop_renewed(session) if with_automations else 0
     released = given_up = 0
     for step in steps:
         queued, gone = automations.reconsider(session, step, now=now, caps=caps, zones=zones)
@@ -289,7 +290,7 @@ def run_tick(
             written[item.timing.step.id] = automations.fire(
                 session, item, now=now, caps=caps, zones=zones
             )
-    batches = automations.queued_now(session, now=now, size=batch_size)
+    batches = automations.queued_now(session, now=now, size=batch_size) if steps else []
     return Tick(launches, written, released, given_up, renewed, batches)
 
 

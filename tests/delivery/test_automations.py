@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from campaigns.models import (
 )
 from tests.conftest import ROOT, wait_until
 from tests.factories import deliver, make_contact, make_segment, make_version
+from workers.scheduler import Cadence
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 CAPS = Caps()
@@ -449,3 +451,23 @@ def test_a_campaign_may_set_its_own_caps(db: Database) -> None:
         "Strict": (DeliveryState.SUPPRESSED, "frequency cap: another letter within 24 hours"),
         "Relaxed": (DeliveryState.SENT, ""),
     }
+
+
+def test_a_tick_may_launch_campaigns_without_deciding_automations(db: Database) -> None:
+    """The scheduler decides automations every AUTOMATION_SECONDS, campaigns every tick."""
+    series(db, offsets=(7,))
+    customer(db, "ada@example.com", ends=day(8))
+    with db.unit_of_work() as s:
+        campaign = scheduling.create_campaign(s, "Offer", segment_id=make_segment(s).id,
+                                              letter_version_id=make_version(s).id).id  # fmt: skip
+        scheduling.schedule(s, campaign, send_at=START)
+    with db.unit_of_work() as s:
+        decided = scheduling.run_tick(s, now=START + timedelta(days=1), caps=CAPS,
+                                      with_automations=False)  # fmt: skip
+    assert [launch.campaign_id for launch in decided.launches] == [campaign]
+    assert (decided.written, decided.batches) == ({}, [])
+    assert [r.campaign_id for r in rows(db)] == [campaign]
+    cadence = Cadence()
+    assert cadence.due(60)
+    cadence.last = time.monotonic()
+    assert not cadence.due(60) and cadence.due(0)
