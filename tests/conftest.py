@@ -207,3 +207,13 @@ def run_command(
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def scheduler_once(env: dict[str, str]) -> str:
+    """Run one scheduler tick as the `campaigns scheduler --once` command; return its output."""
+    tick = subprocess.run(
+        [sys.executable, "-m", "campaigns.cli", "scheduler", "--once"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert tick.returncode == 0, tick.stderr
+    return tick.stdout

@@ -4,8 +4,6 @@ caps and priority, holdout, send windows across DST (RELIABILITY.md 42)."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -38,7 +36,7 @@ from campaigns.models import (
     LetterVersion,
     Role,
 )
-from tests.conftest import ROOT, wait_until
+from tests.conftest import scheduler_once, wait_until
 from tests.factories import deliver, make_contact, make_segment, make_version
 from workers.scheduler import Cadence
 
@@ -341,12 +339,7 @@ def test_the_scheduler_sends_the_stock_expiry_reminder_through_a_real_worker(
         )  # fmt: skip
     contract = customer(db, "ada@example.com", ends=today + timedelta(days=7))
     customer(db, "bob@example.com", ends=today + timedelta(days=90))  # nothing due yet
-    tick = subprocess.run(
-        [sys.executable, "-m", "campaigns.cli", "scheduler", "--once"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert tick.returncode == 0, tick.stderr
-    assert "automations wrote 1 ledger row(s)" in tick.stdout
+    assert "automations wrote 1 ledger row(s)" in scheduler_once(env)
     (received,) = smtp_server.wait_for(1)
     assert received.recipients == ["ada@example.com"]
     html = next(p for p in received.message.walk() if p.get_content_type() == "text/html")

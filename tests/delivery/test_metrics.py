@@ -3,8 +3,6 @@ latency and queue lag, summed over the worker processes."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import redis
 from campaigns.config import Settings
 from campaigns.db import Database
 from campaigns.embedded.services import RedisServer, SMTPCatcher, free_port
-from tests.conftest import ROOT, start_worker, stop, wait_until
+from tests.conftest import scheduler_once, start_worker, stop, wait_until
 from tests.factories import schedule_campaign
 
 
@@ -29,15 +27,7 @@ def test_a_worker_exports_letters_smtp_latency_and_queue_lag(
     worker = start_worker(env, tmp_path / "worker.log")
     try:
         schedule_campaign(db, "Offer", [f"user{n}@example.com" for n in range(5)])
-        launched = subprocess.run(
-            [sys.executable, "-m", "campaigns.cli", "scheduler", "--once"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert "launched 1 campaign(s)" in launched.stdout
+        assert "launched 1 campaign(s)" in scheduler_once(env)
         wait_until(lambda: len(smtp_server.messages) == 5, what="five letters")
 
         def scrape() -> str | None:

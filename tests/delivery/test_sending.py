@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -35,7 +33,7 @@ from campaigns.models import (
 )
 from campaigns.tracking import events as tracking_events
 from campaigns.web import create_app
-from tests.conftest import ROOT, wait_until
+from tests.conftest import scheduler_once, wait_until
 from tests.factories import (
     BODY,
     launch_now,
@@ -71,12 +69,7 @@ def test_scheduled_campaign_is_sent_by_a_real_worker_and_the_open_is_recorded(
 ) -> None:
     campaign_id = _ready_campaign(db)
 
-    tick = subprocess.run(
-        [sys.executable, "-m", "campaigns.cli", "scheduler", "--once"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert tick.returncode == 0, tick.stderr
-    assert "launched 1 campaign(s)" in tick.stdout
+    assert "launched 1 campaign(s)" in scheduler_once(env)
 
     received = smtp_server.wait_for(1)
     letter = _parse(received[0].data)
