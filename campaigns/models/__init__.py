@@ -47,9 +47,19 @@ from campaigns.models.letters import (
     Link,
     LinkKind,
 )
+from campaigns.models.results import (
+    ReportActivity,
+    ReportCell,
+    ReportRefresh,
+    ReportRevenue,
+)
 from campaigns.models.segments import Segment, SegmentKind, SegmentMember, SegmentTarget
 
 __all__ = [
+    "ReportActivity",
+    "ReportCell",
+    "ReportRefresh",
+    "ReportRevenue",
     "WorkerHeartbeat",
     "CAMPAIGN_TRANSITIONS",
     "DELIVERY_TRANSITIONS",

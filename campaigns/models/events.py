@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from campaigns.db import Base, intpk, json_dict, utcnow
@@ -72,16 +72,34 @@ class Acknowledgment(Base):
 
 
 class Conversion(Base):
-    """A renewal, attributed to the delivery that earned it."""
+    """A renewal of one contract term, attributed to the delivery that earned it.
+
+    One per contract term: the CRM's conversion (API) and the end date an import moved
+    forward are the same renewal, recorded once (campaigns.tracking.conversions).
+    """
 
     __tablename__ = "conversions"
+    __table_args__ = (
+        Index("uq_conversions_contract_term", "contract_id", "term", unique=True),
+    )  # fmt: skip
 
     id: Mapped[intpk]
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    # The term renewed (the one whose end was moved forward); None only for old rows.
+    term: Mapped[int | None]
+    # Last touch: the last renewal-related letter delivered for the contract within the
+    # attribution window; None is an organic renewal. `first_delivery_id` is the first touch,
+    # `touches` how many letters were in the window (their ids in detail["touches"]).
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    first_delivery_id: Mapped[int | None]
+    touches: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     amount: Mapped[Decimal]
     currency: Mapped[str] = mapped_column(String(3))
-    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # api (the CRM told us), import / admin (an end date moved forward there)
     source: Mapped[str] = mapped_column(String(20), default="api")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    recorded_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp()
+    )
