@@ -64,10 +64,14 @@ class Settings:
     company: Company = field(default_factory=lambda: Company())
     # Bounces and complaints (docs/bounces.md): where they come back, and what they decide.
     bounces: Bounces = field(default_factory=lambda: Bounces())
+    # Webhooks out (docs/webhooks.md): how often they are sent, how patiently.
+    webhooks: Webhooks = field(default_factory=lambda: Webhooks())
     # How many letters a customer may get, by category (legal letters are never capped).
     caps: Caps = field(default_factory=lambda: Caps())
     # A scheduled campaign this late (a long outage, a restored backup) is not sent by itself.
     max_lateness_hours: int = 24
+    # How renewals are credited and reported (campaigns.tracking.conversions and .results).
+    results: Results = field(default_factory=lambda: Results())
 
     @property
     def outbox_dir(self) -> Path:
@@ -158,12 +162,23 @@ class Settings:
             **_dkim(env, sender_email),
             company=_company(env, sender_name, sender_email),
             bounces=_bounces(env, sender_email),
+            webhooks=Webhooks(
+                seconds=_float(env, "WEBHOOK_SECONDS", 10.0, low=0.05),
+                max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, low=1, high=30),
+                timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, low=0.1),
+            ),
             caps=Caps(
                 marketing_per_week=_int(env, "CAP_MARKETING_PER_WEEK", 2, low=0, high=100),
                 marketing_gap_hours=_int(env, "CAP_MARKETING_GAP_HOURS", 24, low=0, high=24 * 30),
                 service_per_day=_int(env, "CAP_SERVICE_PER_DAY", 3, low=0, high=100),
             ),
             max_lateness_hours=_int(env, "MAX_LATENESS_HOURS", 24, low=1, high=24 * 365),
+            results=Results(
+                attribution_days=_int(env, "ATTRIBUTION_DAYS", 30, low=1, high=366),
+                currency=_currency_code(env.get("REPORT_CURRENCY", "EUR"), "REPORT_CURRENCY"),
+                rates=_rates(env.get("CURRENCY_RATES", "")),
+                refresh_seconds=_float(env, "REPORT_SECONDS", 300.0, low=0.05),
+            ),
         )
 
 
@@ -179,6 +194,23 @@ class Caps:
     marketing_per_week: int = 2
     marketing_gap_hours: int = 24
     service_per_day: int = 3
+
+
+@dataclass(frozen=True)
+class Results:
+    """Renewals and reports.
+
+    A renewal is credited to the last renewal or expiry letter delivered for its contract
+    within `attribution_days` before it (none: organic). Revenue is shown per currency, and
+    also as a total in `currency` when `rates` (how much one unit of a currency is worth
+    in `currency`) cover every currency seen. The report figures are rebuilt every
+    `refresh_seconds` by the scheduler (and on demand in the admin).
+    """
+
+    attribution_days: int = 30
+    currency: str = "EUR"
+    rates: tuple[tuple[str, Decimal], ...] = ()
+    refresh_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -224,6 +256,16 @@ class Bounces:
     pause_complaint_percent: float = 0.3
     # Amazon SNS topics whose SES notifications POST /hooks/ses accepts; none: it is off.
     ses_topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """Webhooks out: collected and sent every `seconds`; a subscriber that does not answer
+    2xx within `timeout_seconds` is tried again with back-off, `max_attempts` times in all."""
+
+    seconds: float = 10.0
+    max_attempts: int = 8
+    timeout_seconds: float = 10.0
 
 
 def _bounces(env: Mapping[str, str], sender_email: str) -> Bounces:
@@ -357,6 +399,29 @@ def _domain_rates(raw: str) -> tuple[tuple[str, int], ...]:
                 f"DOMAIN_RATES: {item!r} is not like gmail.com=20 (letters per second)"
             )
         rates.append((domain.strip().lower(), int(value)))
+    return tuple(rates)
+
+
+def _currency_code(raw: str, name: str) -> str:
+    code = raw.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ConfigError(f"{name}: {raw!r} is not a three-letter currency code such as EUR")
+    return code
+
+
+def _rates(raw: str) -> tuple[tuple[str, Decimal], ...]:
+    rates: list[tuple[str, Decimal]] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        code, _, value = item.partition("=")
+        try:
+            rate = Decimal(value.strip())
+        except InvalidOperation:
+            rate = Decimal(0)
+        if not re.fullmatch(r"[A-Za-z]{3}", code.strip()) or not rate > 0:
+            raise ConfigError(
+                f"CURRENCY_RATES: {item!r} is not like USD=0.92 (one USD in REPORT_CURRENCY)"
+            )
+        rates.append((code.strip().upper(), rate))
     return tuple(rates)
 
 

@@ -25,6 +25,11 @@ class InvalidTransition(CampaignsError):
     """A state machine was asked for a move its transition table does not allow."""
 
 
+class Conflict(CampaignsError):
+    """The request contradicts what is recorded (an idempotency key reused for another
+    thing, a second renewal of one contract term); the message says what is there."""
+
+
 class TemplateError(ValidationError):
     """A letter template does not compile or render; the message names the line."""
 

@@ -718,3 +718,14 @@ def upcoming(session: Session, contact_id: int, *, today: date, days: int = 30) 
             ).one()  # fmt: skip
             found.append(Upcoming(planned, automation, DeliveryState(state), reason))
     return sorted(found, key=lambda u: (u.planned.day, u.automation.name))
+
+
+def step_label(trigger: Trigger, offset_days: int) -> str:
+    """A step as people say it: "60 days before the end", "on the end date"."""
+    days = f"{offset_days} day{'' if offset_days == 1 else 's'}"
+    if trigger == Trigger.BEFORE_END:
+        return f"{days} before the end"
+    if trigger == Trigger.UNACKNOWLEDGED:
+        return f"{days} after the letter, if not acknowledged"
+    anchor = "start" if trigger == Trigger.ON_START else "end"
+    return f"on the {anchor} date" if offset_days == 0 else f"{days} after the {anchor}"

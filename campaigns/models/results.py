@@ -23,7 +23,7 @@ DIMENSIONS = ("campaign_id", "automation_step_id", "segment_id", "letter_version
 COUNTS = (
     "audience", "sent", "failed", "suppressed", "held_out", "deferred",
     "opened", "opened_machine", "clicked", "clicked_machine", "renewal_clicks",
-    "acknowledged", "unsubscribed", "bounced", "complained",
+    "acknowledged", "unsubscribed", "bounced", "complained", "renewed_sent", "renewed_held_out",
 )  # fmt: skip
 
 
@@ -56,15 +56,19 @@ class ReportCell(Base):
     unsubscribed: Mapped[int] = mapped_column(default=0)
     bounced: Mapped[int] = mapped_column(default=0)
     complained: Mapped[int] = mapped_column(default=0)
+    # Delivered letters (held-out rows) whose contract renewed within the attribution window
+    # after the letter was decided, credited to them or not: the figure the holdout
+    # comparison sets treated against held out.
+    renewed_sent: Mapped[int] = mapped_column(default=0)
+    renewed_held_out: Mapped[int] = mapped_column(default=0)
 
 
 class ReportRevenue(Base):
     """Renewals of one cell in one currency.
 
     `renewed`/`revenue`: conversions credited to the cell's letters (last touch).
-    `outcome`/`outcome_revenue`: letters (or held-out rows) whose contract renewed within the
-    attribution window after the letter was decided, credited or not: the figure the
-    holdout comparison sets treated against held out.
+    `outcome_revenue`: the revenue of the renewals behind ReportCell.renewed_sent (or
+    renewed_held_out, on the row with `held_out`), credited or not.
     """
 
     __tablename__ = "report_revenue"
@@ -79,7 +83,6 @@ class ReportRevenue(Base):
     currency: Mapped[str] = mapped_column(String(3))
     renewed: Mapped[int] = mapped_column(default=0)
     revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=Decimal(0))
-    outcome: Mapped[int] = mapped_column(default=0)
     outcome_revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=Decimal(0))
 
 

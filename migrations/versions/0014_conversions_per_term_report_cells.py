@@ -66,6 +66,8 @@ def upgrade() -> None:
         sa.Column("unsubscribed", sa.Integer(), nullable=False),
         sa.Column("bounced", sa.Integer(), nullable=False),
         sa.Column("complained", sa.Integer(), nullable=False),
+        sa.Column("renewed_sent", sa.Integer(), nullable=False),
+        sa.Column("renewed_held_out", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_cells")),
     )
     with op.batch_alter_table("report_cells", schema=None) as batch_op:
@@ -97,7 +99,6 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("renewed", sa.Integer(), nullable=False),
         sa.Column("revenue", sa.Numeric(precision=16, scale=2), nullable=False),
-        sa.Column("outcome", sa.Integer(), nullable=False),
         sa.Column("outcome_revenue", sa.Numeric(precision=16, scale=2), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_revenue")),
     )

@@ -17,6 +17,7 @@ from campaigns.accounts.api_keys import ApiKeyRefused
 from campaigns.audience.records import FieldError, RecordError
 from campaigns.errors import (
     CampaignsError,
+    Conflict,
     InvalidTransition,
     NotFound,
     PermissionDenied,
@@ -95,7 +96,7 @@ def from_error(exc: Exception) -> Problem:
         return Problem(403, str(exc))
     if isinstance(exc, NotFound):
         return Problem(404, str(exc))
-    if isinstance(exc, InvalidTransition):
+    if isinstance(exc, InvalidTransition | Conflict):
         return Problem(409, str(exc))
     if isinstance(exc, ValidationError):
         errors = [FieldError(exc.field, "", str(exc))] if exc.field else []
