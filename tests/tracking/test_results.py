@@ -6,12 +6,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from campaigns.audience import segments
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling
 from campaigns.models import DeliveryState, EventKind, ReportActivity, SegmentTarget
-from campaigns.tracking import conversions, results
+from campaigns.tracking import conversions, results, retention
 from tests.tracking.ledger_rows import customer, event, letter, version
 
 WINDOW = timedelta(days=30)
@@ -115,3 +116,23 @@ def test_daily_activity_counts_first_human_opens_and_clicks(db: Database) -> Non
         date(2026, 11, 3): (0, 0, 1, 0),
         date(2026, 11, 5): (0, 0, 0, 1),
     }
+
+
+def test_retention_of_recipients_against_the_held_out(db: Database) -> None:
+    ids = _ledger(db)  # letters on 2 Nov 2026 about contracts ending 1 Dec 2026
+    with db.unit_of_work() as s:
+        later = results_retention(s, ids["campaign"], DAY + timedelta(days=200))
+        early = results_retention(s, ids["campaign"], DAY + timedelta(days=60))
+    by = {(h.months, h.group): (h.measured, h.renewed, h.churned) for h in later.horizons}
+    # Recipients: Ann renewed on day 3; Ben and Eve's cover ended on 1 Dec, unrenewed.
+    # Held out: Cat renewed on day 4. Fay (failed) and Dan (suppressed) are in neither.
+    assert by[(1, "recipients")] == (3, 1, 2) and by[(1, "held_out")] == (1, 1, 0)
+    assert by[(6, "recipients")] == (3, 1, 2)
+    assert later.sizes == {"recipients": 3, "held_out": 1}
+    assert [h.measured for h in early.horizons if h.months == 3] == [0, 0]
+    assert later.curves["recipients"][:5] == [0, 0, 0, 1 / 3, 1 / 3]
+    assert later.curves["held_out"][:5] == [0, 0, 0, 0, 1]
+
+
+def results_retention(s: Session, campaign_id: int, now: datetime) -> retention.Retention:
+    return retention.retention(s, campaign_id=campaign_id, now=now)
