@@ -54,6 +54,14 @@ from campaigns.models.results import (
     ReportRevenue,
 )
 from campaigns.models.segments import Segment, SegmentKind, SegmentMember, SegmentTarget
+from campaigns.models.webhooks import (
+    SUBSCRIBABLE,
+    WEBHOOK_TRANSITIONS,
+    WebhookDelivery,
+    WebhookState,
+    WebhookSubscription,
+    WebhookType,
+)
 
 __all__ = [
     "ReportActivity",
@@ -109,4 +117,10 @@ __all__ = [
     "SegmentKind",
     "SegmentMember",
     "User",
+    "SUBSCRIBABLE",
+    "WEBHOOK_TRANSITIONS",
+    "WebhookDelivery",
+    "WebhookState",
+    "WebhookSubscription",
+    "WebhookType",
 ]
