@@ -1,0 +1,253 @@
+"""Webhooks out, sent: signed (Standard Webhooks), posted, retried with back-off.
+
+`deliver_due` claims due pending webhooks in small batches with one UPDATE (the claim adds
+an attempt and holds the row until the claim's time runs out, so two workers never post the
+same row, and a worker that dies mid-batch leaves rows that come due again by themselves),
+posts each with no transaction open, and records the answer: 2xx delivered; anything
+else, or no answer, a try again after 1, 2, 4 … minutes (at most an hour) until
+`max_attempts`, then failed with the last status or error. Redirects are not followed.
+The format and how to verify it: docs/webhooks.md.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from campaigns.config import Webhooks
+from campaigns.db import Database
+from campaigns.errors import CampaignsError
+from campaigns.models import WebhookDelivery, WebhookState, WebhookSubscription
+from campaigns.tracking.webhooks import check_url
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+MAX_BACKOFF = timedelta(hours=1)
+USER_AGENT = "campaigns-webhooks/1"
+ERROR_LIMIT = 500  # characters of the subscriber's answer or of the error kept
+
+
+class SignatureInvalid(CampaignsError):
+    """A webhook's signature or timestamp does not verify: it is forged, changed or stale."""
+
+
+def sign(secret: str, msg_id: str, body: str, *, at: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers for `body`: `webhook-signature` is `v1,` and the
+    base64 HMAC-SHA256, keyed with the secret's bytes, of "{id}.{timestamp}.{body}"."""
+    signature = Webhook(secret).sign(msg_id, at, body)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signature}  # fmt: skip
+
+
+def verify(secret: str, body: bytes | str, headers: dict[str, str]) -> Any:
+    """Check a webhook as a subscriber would; return its JSON, or raise SignatureInvalid
+    (also when its timestamp is more than five minutes from this machine's clock)."""
+    try:
+        return Webhook(secret).verify(body, headers)
+    except (WebhookVerificationError, ValueError) as exc:
+        raise SignatureInvalid(str(exc) or "the signature does not verify") from None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a subscriber answered: its HTTP status (None if none came) and why it failed."""
+
+    status: int | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def subscriber_down(self) -> bool:
+        """Whether its other webhooks are better not tried in this run: no answer, or busy."""
+        return self.status is None or self.status >= 500 or self.status == 429
+
+
+class Post(Protocol):
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], *,
+                 timeout: float) -> Answer: ...  # fmt: skip
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def post_with_urllib(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Answer:
+    """POST with the standard library; `timeout` bounds the connection and each read."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=timeout) as answer:
+            return Answer(answer.status)
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "")
+            return Answer(exc.code, f"redirected to {where[:200]}; redirects are not followed: "
+                                    "give the webhook its final URL")  # fmt: skip
+        said = exc.read(ERROR_LIMIT).decode("utf-8", "replace")
+        return Answer(exc.code, said.strip() or str(exc.reason))
+    except urllib.error.URLError as exc:
+        return Answer(None, str(exc.reason))
+    except (OSError, http.client.HTTPException) as exc:
+        return Answer(None, str(exc) or type(exc).__name__)
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed try: 1, 2, 4 … minutes, at most an hour."""
+    return min(timedelta(minutes=2 ** max(0, attempts - 1)), MAX_BACKOFF)
+
+
+@dataclass
+class Sent:
+    """What a run of `deliver_due` did."""
+
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    lost: list[int] = field(default_factory=list)  # rows taken from this worker meanwhile
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    event_key: str
+    payload: dict[str, Any]
+    attempts: int
+    subscription_id: int
+    url: str
+    secret: str
+
+
+def claim(session: Session, *, now: datetime, hold: timedelta, limit: int = BATCH) -> list[Claimed]:
+    """Take up to `limit` due webhooks of active subscribers for this worker, oldest first:
+    one more attempt each, held till `now + hold`."""
+    due = (
+        select(WebhookDelivery.id)
+        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .where(WebhookDelivery.state == WebhookState.PENDING,
+               WebhookDelivery.next_attempt_at <= now, WebhookSubscription.active)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(of=WebhookDelivery, skip_locked=True)  # PostgreSQL; SQLite: one writer
+    )  # fmt: skip
+    won = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(due.scalar_subquery()),
+               WebhookDelivery.state == WebhookState.PENDING,
+               WebhookDelivery.next_attempt_at <= now)
+        .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + hold)
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).scalars().all()  # fmt: skip
+    if not won:
+        return []
+    rows = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.event_key, WebhookDelivery.payload,
+               WebhookDelivery.attempts, WebhookDelivery.subscription_id,
+               WebhookSubscription.url, WebhookSubscription.secret)
+        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .where(WebhookDelivery.id.in_(won))
+        .order_by(WebhookDelivery.id)
+    )  # fmt: skip
+    return [Claimed(*row) for row in rows]
+
+
+def body_of(payload: dict[str, Any]) -> str:
+    """The JSON posted: `id`, `type`, `occurred_at`, `data` in that order, compact."""
+    first = {k: payload[k] for k in ("id", "type", "occurred_at") if k in payload}
+    ordered = first | {k: v for k, v in sorted(payload.items()) if k not in first}
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+
+
+def deliver_due(
+    database: Database, *, now: datetime, config: Webhooks, post: Post = post_with_urllib,
+    budget_seconds: float = 60.0, batch: int = BATCH,
+) -> Sent:  # fmt: skip
+    """Send due webhooks in batches until none is due or `budget_seconds` have passed.
+
+    `now` is the time they are due by; the times recorded run on from it (tests pass one).
+    A subscriber that does not answer, or answers 5xx or 429, is not tried again in the
+    same batch: its other webhooks there count the same failed attempt.
+    """
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    hold = timedelta(seconds=config.timeout_seconds * (batch + 1) + 60)
+    sent = Sent()
+    while time.monotonic() - started < budget_seconds:
+        with database.unit_of_work() as session:
+            claimed = claim(session, now=clock(), hold=hold, limit=batch)
+        if not claimed:
+            break
+        down: dict[int, Answer] = {}
+        for row in claimed:
+            answer = down.get(row.subscription_id) or _send(row, post, config, clock())
+            if answer.subscriber_down:
+                down.setdefault(row.subscription_id, answer)
+            _record(database, row, answer, config=config, at=clock(), sent=sent)
+    return sent
+
+
+def _send(row: Claimed, post: Post, config: Webhooks, at: datetime) -> Answer:
+    try:
+        url = check_url(row.url)
+    except ValueError as exc:  # changed in the database by hand: never posted
+        return Answer(None, f"the URL {exc}")
+    body = body_of(row.payload)
+    headers = sign(row.secret, row.event_key, body, at=at)
+    headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    return post(url, body.encode(), headers, timeout=config.timeout_seconds)
+
+
+def _record(
+    database: Database, row: Claimed, answer: Answer, *, config: Webhooks, at: datetime,
+    sent: Sent,
+) -> None:  # fmt: skip
+    """Record the answer, if the row is still this worker's (its attempts unchanged)."""
+    values: dict[str, Any] = {
+        "last_status": answer.status,
+        "last_error": answer.error[:ERROR_LIMIT],
+    }
+    if answer.ok:
+        values |= {"state": WebhookState.DELIVERED, "delivered_at": at, "last_error": ""}
+    elif row.attempts >= config.max_attempts:
+        values |= {"state": WebhookState.FAILED}
+    else:
+        values |= {"next_attempt_at": at + backoff(row.attempts)}
+    with database.unit_of_work() as session:
+        result = session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == row.id, WebhookDelivery.state == WebhookState.PENDING,
+                   WebhookDelivery.attempts == row.attempts)
+            .values(**values)
+            .execution_options(synchronize_session=False, preserve_rowcount=True)
+        )  # fmt: skip
+    if not getattr(result, "rowcount", 0):
+        sent.lost.append(row.id)
+    elif answer.ok:
+        sent.delivered += 1
+    elif values.get("state") == WebhookState.FAILED:
+        sent.failed += 1
+        log.warning("webhook %s to %s failed after %d attempts: %s %s", row.event_key,
+                    row.url, row.attempts, answer.status, answer.error[:200])  # fmt: skip
+    else:
+        sent.retrying += 1
