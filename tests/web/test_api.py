@@ -49,8 +49,10 @@ class Api:
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.client.get(path, headers=self.headers, **kwargs)
 
-    def post(self, path: str, body: Any, **kwargs: Any) -> Any:
-        return self.client.post(path, json=body, headers=self.headers, **kwargs)
+    def post(self, path: str, body: Any, *, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> Any:  # fmt: skip
+        return self.client.post(path, json=body, headers={**self.headers, **(headers or {})},
+                                **kwargs)  # fmt: skip
 
     def delete(self, path: str) -> Any:
         return self.client.delete(path, headers=self.headers)

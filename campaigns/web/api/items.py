@@ -2,12 +2,14 @@
 
 Every value goes through `campaigns.audience.records` (the one judge of what is valid) and
 every write through `campaigns.audience.upserts.upsert`; here the refused fields only get
-their place in the request: `contacts[3].contracts[0].ends_on`.
+their place in the request: `contacts[3].contracts[0].ends_on`. A contract renewed by the
+write (its end date moved forward) is recorded as a conversion at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,6 +17,8 @@ from sqlalchemy.orm import Session
 from campaigns.audience import upserts
 from campaigns.audience.erasure import PLACEHOLDER_DOMAIN
 from campaigns.audience.records import FieldError, contact_record, contract_record
+from campaigns.tracking import conversions
+from campaigns.web.context import settings
 
 CHUNK = 2500  # items per upsert call ("a few thousand")
 
@@ -45,7 +49,11 @@ def upsert_items(
         for (index, _), outcome in zip(chunk, written, strict=True):
             outcome.errors = [_placed(e, places[index]) for e in outcome.errors]
             outcomes[index] = outcome
-    return [outcome or upserts.Outcome() for outcome in outcomes]
+    done = [outcome or upserts.Outcome() for outcome in outcomes]
+    if any(o == "renewed" for outcome in done for _, o in outcome.contracts):
+        # An end date moved forward is a renewal: record it now, for the CRM's next read.
+        conversions.detect(session, window=timedelta(days=settings().results.attribution_days))
+    return done
 
 
 def _checked(raw: dict[str, Any], place: str) -> tuple[dict[str, Any], list[FieldError]]:
