@@ -7,12 +7,14 @@ import logging
 import dramatiq
 
 from campaigns.audience import importer
+from campaigns.db import utcnow
 from campaigns.delivery import sending
+from campaigns.tracking import webhook_sender, webhooks
 from workers import metrics, ratelimits, runtime
 from workers.broker import broker
 
 log = logging.getLogger(__name__)
-__all__ = ["broker", "run_import", "send_batch"]
+__all__ = ["broker", "deliver_webhooks", "run_import", "send_batch"]
 
 
 @dramatiq.actor(queue_name="send", max_retries=3, time_limit=30 * 60 * 1000)
@@ -47,3 +49,16 @@ def run_import(job_id: int) -> None:
     """Check or write a CSV import; a job already done or held by another worker is left be."""
     job = importer.run(runtime.database(), job_id)
     log.info("import %d: %s", job_id, job.status if job else "nothing to do")
+
+
+# Enqueued by the scheduler every WEBHOOK_SECONDS; two at once are harmless (collect adds
+# each webhook once, and a claim lets one worker post a row). Not retried: the next comes.
+@dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=15 * 60 * 1000)
+def deliver_webhooks() -> None:
+    """Queue webhooks for what happened since the last run, then send those due."""
+    database = runtime.database()
+    with database.unit_of_work() as session:
+        added = webhooks.collect(session, now=utcnow())
+    sent = webhook_sender.deliver_due(database, now=utcnow(), config=runtime.settings().webhooks)
+    if added or sent.delivered or sent.retrying or sent.failed:
+        log.info("webhooks: %d queued, %s", added, sent)

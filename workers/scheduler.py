@@ -12,13 +12,13 @@ from types import FrameType
 from campaigns.db import utcnow
 from campaigns.delivery import recovery, scheduling
 from workers import runtime
-from workers.actors import enqueue
+from workers.actors import deliver_webhooks, enqueue
 
 log = logging.getLogger(__name__)
 
 
 class Cadence:
-    """When this process last decided the automations (monotonic seconds)."""
+    """When this process last did a periodic job (monotonic seconds)."""
 
     last: float | None = None
 
@@ -27,6 +27,7 @@ class Cadence:
 
 
 automations = Cadence()
+webhooks = Cadence()
 
 
 def tick() -> scheduling.Tick:
@@ -75,6 +76,9 @@ def tick() -> scheduling.Tick:
     if overdue:
         log.warning("re-enqueued %d overdue row(s)", sum(map(len, overdue)))
         enqueue(overdue)
+    if webhooks.due(config.webhooks.seconds):  # collected and sent by a worker
+        deliver_webhooks.send()
+        webhooks.last = time.monotonic()
     return decided
 
 

@@ -32,6 +32,7 @@ from campaigns.models import (
 )
 from campaigns.tracking import webhook_sender, webhooks
 from campaigns.tracking.webhook_sender import SignatureInvalid
+from tests.conftest import scheduler_once, wait_until
 from tests.factories import make_contact, make_segment, make_version
 from tests.tracking.receiver import Receiver, receiver
 
@@ -425,3 +426,16 @@ def test_settings_read_from_the_environment() -> None:
     config = Settings.from_env({"WEBHOOK_MAX_ATTEMPTS": "5", "WEBHOOK_TIMEOUT_SECONDS": "3",
                                 "WEBHOOK_SECONDS": "30"}).webhooks  # fmt: skip
     assert config == replace(Webhooks(), max_attempts=5, timeout_seconds=3.0, seconds=30.0)
+
+
+def test_the_scheduler_has_a_worker_collect_and_send_webhooks(
+    db: Database, env: dict[str, str], worker: object, receiver: Receiver
+) -> None:
+    now = utcnow()
+    _, secret = subscribe(db, receiver.url, at=now - timedelta(hours=1))
+    complained = event(db, letter(db), EventKind.COMPLAINT, at=now - timedelta(seconds=30))
+    scheduler_once(env)
+    wait_until(lambda: receiver.requests, timeout=30, what="the webhook")
+    (payload,) = received(receiver, secret)
+    assert (payload["type"], payload["id"]) == ("letter.complained", f"event:{complained}")
+    wait_until(lambda: rows(db)[0].state == WebhookState.DELIVERED, what="the log to say so")

@@ -12,7 +12,9 @@ from campaigns.web.admin import (
     outbox,
     segments,
     users,
+    webhooks,
 )
 
 BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, layouts.bp,
-              campaigns.bp, automations.bp, outbox.bp, users.bp, api_keys.bp]  # fmt: skip
+              campaigns.bp, automations.bp, outbox.bp, users.bp, api_keys.bp,
+              webhooks.bp]  # fmt: skip
