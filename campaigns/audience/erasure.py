@@ -3,16 +3,16 @@
 The contact row stays (deliveries, events and conversions point at it, and reports count
 them) but nothing in it or around it says who the person was: the address becomes a
 placeholder no mail server will accept, names, attributes, ids from the CRM and the
-contracts' own attributes and links are cleared, and the ledger rows and events lose the
-address and the user agent. The address is not put on the suppression list: erasure must
-not keep it anywhere. An erased contact is left out of every read of the API.
+contracts' own attributes and links are cleared, and the ledger rows, events and webhooks
+lose the address and the user agent. The address is not put on the suppression list:
+erasure must not keep it anywhere. An erased contact is left out of every read of the API.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.db import require, utcnow
@@ -25,6 +25,7 @@ from campaigns.models import (
     DeliveryState,
     Event,
     SegmentMember,
+    WebhookDelivery,
 )
 
 # RFC 2606 reserves `.invalid`: no resolver answers for it, so no letter can ever leave.
@@ -82,6 +83,13 @@ def erase_contact(session: Session, contact_id: int, *, now: datetime | None = N
         .where(ContactStatusChange.contact_id == contact.id)
         .values(reason="")
     )
+    # Webhooks kept in their log, and those still to go, name the placeholder (a bounce's
+    # detail quotes the address). Erasures are rare: a scan of the log is affordable.
+    about = WebhookDelivery.payload[("data", "contact_id")].as_integer() == contact.id
+    for hook in session.scalars(select(WebhookDelivery).where(about)):
+        data = dict(hook.payload.get("data") or {}, email=email)
+        data |= {"detail": {}} if "detail" in data else {}
+        hook.payload = dict(hook.payload, data=data)
     # Static segments list people by hand; an erased contact is nobody's member any more.
     session.execute(delete(SegmentMember).where(SegmentMember.contact_id == contact.id))
     session.flush()

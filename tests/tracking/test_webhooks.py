@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select
 
+from campaigns.audience import erasure
 from campaigns.config import Webhooks
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling
@@ -54,8 +55,9 @@ def letter(db: Database, email: str = "ann@example.com") -> Delivery:
     """A campaign letter delivered to a new contact, about their contract."""
     with db.unit_of_work() as s:
         contact = make_contact(s, email)
-        version = make_version(s)
-        campaign = scheduling.create_campaign(s, "Renewals", segment_id=make_segment(s).id,
+        version = make_version(s, name=f"Offer to {email}")
+        campaign = scheduling.create_campaign(s, f"Renewals {email}",
+                                              segment_id=make_segment(s, email).id,
                                               letter_version_id=version.id)  # fmt: skip
         sent = Delivery(campaign_id=campaign.id, contact_id=contact.id, email=contact.email,
                         contract_id=contact.contracts[0].id, letter_version_id=version.id,
@@ -439,3 +441,26 @@ def test_the_scheduler_has_a_worker_collect_and_send_webhooks(
     (payload,) = received(receiver, secret)
     assert (payload["type"], payload["id"]) == ("letter.complained", f"event:{complained}")
     wait_until(lambda: rows(db)[0].state == WebhookState.DELIVERED, what="the log to say so")
+
+
+def test_an_erased_contact_is_not_named_by_the_webhooks_kept(
+    db: Database, receiver: Receiver
+) -> None:
+    now = utcnow()
+    subscribe(db, receiver.url, at=now - timedelta(hours=1))
+    sent = letter(db)
+    every_kind(db, sent, at=now - timedelta(minutes=1))
+    other = letter(db, "bob@example.com")
+    event(db, other, EventKind.BOUNCE, at=now - timedelta(minutes=1),
+          detail={"recipient": "bob@example.com"})  # fmt: skip
+    collect(db, now)
+    with db.unit_of_work() as s:
+        erasure.erase_contact(s, sent.contact_id)
+    kept = [r.payload for r in rows(db)]
+    assert "ann@example.com" not in json.dumps(kept)
+    ann = [p["data"] for p in kept if p["data"]["contact_id"] == sent.contact_id]
+    assert len(ann) == 6 and {d["email"] for d in ann} == {
+        erasure.placeholder_email(sent.contact_id)
+    }
+    assert all(d.get("detail", {}) == {} for d in ann)
+    assert "bob@example.com" in json.dumps(kept)  # the others' are left as they were
