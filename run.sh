@@ -10,6 +10,7 @@ sudo=""
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v npm >/dev/null || missing+=(npm)  # Chart.js for the report charts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get"
   $sudo apt-get update -qq
@@ -24,5 +25,10 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".${CAMPAIGNS_EXTRAS:-}"
   touch .venv/.installed
+fi
+# Chart.js for the report charts, as package-lock.json pins it (served from node_modules).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "installing Chart.js with npm"
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error
 fi
 exec .venv/bin/campaigns run "$@"

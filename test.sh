@@ -10,6 +10,11 @@ if [ ! -f .venv/.installed-dev ] || [ pyproject.toml -nt .venv/.installed-dev ];
   .venv/bin/pip install -q -e ".[dev]"
   touch .venv/.installed-dev .venv/.installed
 fi
+# Chart.js for the report charts (the browser tests draw them), as package-lock.json pins it.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  command -v npm >/dev/null || { echo "npm is needed to install Chart.js: apt-get install npm"; exit 1; }
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
