@@ -200,7 +200,8 @@ def deliver_due(
             break
         down: dict[int, Answer] = {}
         for row in claimed:
-            answer = down.get(row.subscription_id) or _send(row, post, config, clock())
+            earlier = down.get(row.subscription_id)
+            answer = _not_tried(earlier) if earlier else _send(row, post, config, clock())
             if answer.subscriber_down:
                 down.setdefault(row.subscription_id, answer)
             _record(database, row, answer, config=config, at=clock(), sent=sent)
@@ -216,6 +217,12 @@ def _send(row: Claimed, post: Post, config: Webhooks, at: datetime) -> Answer:
     headers = sign(row.secret, row.event_key, body, at=at)
     headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     return post(url, body.encode(), headers, timeout=config.timeout_seconds)
+
+
+def _not_tried(earlier: Answer) -> Answer:
+    said = f"{earlier.status} " if earlier.status else ""
+    return Answer(earlier.status, "not tried: the subscriber just gave another webhook "
+                                  f"{said}{earlier.error}"[:ERROR_LIMIT])  # fmt: skip
 
 
 def _record(

@@ -315,6 +315,9 @@ def test_a_subscriber_that_always_fails_is_given_up_after_the_last_attempt(
         (WebhookState.FAILED, CONFIG.max_attempts, 500)}  # fmt: skip
     # One request per attempt, not one per row: the second row shares the first's answer.
     assert len(receiver.requests) == CONFIG.max_attempts
+    assert [r.last_error for r in rows(db)] == [
+        "database is down", "not tried: the subscriber just gave another webhook 500 database "
+        "is down"]  # fmt: skip
     assert deliver(db, at + timedelta(days=1)).failed == 0
 
     # An admin sends one again: all its attempts, from now.
