@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from campaigns.config import Webhooks
-from campaigns.db import Database
+from campaigns.db import Database, utcnow
 from campaigns.errors import CampaignsError
 from campaigns.models import WebhookDelivery, WebhookState, WebhookSubscription
 from campaigns.tracking.webhooks import check_url
@@ -183,6 +183,7 @@ def deliver_due(
     """Send due webhooks in batches until none is due or `budget_seconds` have passed.
 
     `now` is the time they are due by; the times recorded run on from it (tests pass one).
+    Signatures carry the real time.
     A subscriber that does not answer, or answers 5xx or 429, is not tried again in the
     same batch: its other webhooks there count the same failed attempt.
     """
@@ -201,20 +202,21 @@ def deliver_due(
         down: dict[int, Answer] = {}
         for row in claimed:
             earlier = down.get(row.subscription_id)
-            answer = _not_tried(earlier) if earlier else _send(row, post, config, clock())
+            answer = _not_tried(earlier) if earlier else _send(row, post, config)
             if answer.subscriber_down:
                 down.setdefault(row.subscription_id, answer)
             _record(database, row, answer, config=config, at=clock(), sent=sent)
     return sent
 
 
-def _send(row: Claimed, post: Post, config: Webhooks, at: datetime) -> Answer:
+def _send(row: Claimed, post: Post, config: Webhooks) -> Answer:
     try:
         url = check_url(row.url)
     except ValueError as exc:  # changed in the database by hand: never posted
         return Answer(None, f"the URL {exc}")
     body = body_of(row.payload)
-    headers = sign(row.secret, row.event_key, body, at=at)
+    # Signed at the real time of sending: subscribers check it against their clocks.
+    headers = sign(row.secret, row.event_key, body, at=utcnow())
     headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     return post(url, body.encode(), headers, timeout=config.timeout_seconds)
 

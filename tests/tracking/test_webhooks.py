@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -283,6 +284,7 @@ def test_a_failing_subscriber_is_tried_again_with_back_off_then_delivered(
     assert len(receiver.requests) == 1
 
     assert deliver(db, now + timedelta(minutes=1, seconds=5)).delivered == 1
+    assert abs(int(receiver.requests[1].headers["webhook-timestamp"]) - time.time()) < 5
     (row,) = rows(db)
     assert (row.state, row.attempts, row.last_status, row.last_error) == (
         WebhookState.DELIVERED, 2, 200, "")  # fmt: skip
