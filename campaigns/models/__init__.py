@@ -54,6 +54,14 @@ from campaigns.models.results import (
     ReportRevenue,
 )
 from campaigns.models.segments import Segment, SegmentKind, SegmentMember, SegmentTarget
+from campaigns.models.service import (
+    CREDITS,
+    DEBITS,
+    Incident,
+    IncidentChannel,
+    PointsEntry,
+    PointsKind,
+)
 from campaigns.models.webhooks import (
     SUBSCRIBABLE,
     WEBHOOK_TRANSITIONS,
@@ -64,6 +72,12 @@ from campaigns.models.webhooks import (
 )
 
 __all__ = [
+    "CREDITS",
+    "DEBITS",
+    "Incident",
+    "IncidentChannel",
+    "PointsEntry",
+    "PointsKind",
     "ReportActivity",
     "ReportCell",
     "ReportRefresh",

@@ -1,0 +1,82 @@
+"""The support side: a contact's service-points ledger and the help desk's incidents."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from campaigns.db import Base, created_at, intpk
+
+
+class PointsKind(StrEnum):
+    GRANT = "grant"  # a gift: from a campaign, or an admin
+    USE = "use"  # spent on an incident
+    PURCHASE = "purchase"  # bought (a package: buy 5, get 6)
+    REFUND = "refund"  # given back: the problem was ours
+    EXPIRE = "expire"  # a grant's unused points, past its expiry date
+    ADJUST = "adjust"  # a correction, up or down, with a reason
+
+
+# Kinds whose amount adds to the balance, and kinds whose amount takes from it.
+CREDITS = frozenset({PointsKind.GRANT, PointsKind.PURCHASE, PointsKind.REFUND})
+DEBITS = frozenset({PointsKind.USE, PointsKind.EXPIRE})
+
+# A letter's grant is applied once: one grant entry per ledger row.
+_LETTER_GRANT = "delivery_id IS NOT NULL"
+
+
+class PointsEntry(Base):
+    """One line of a contact's points ledger; the balance is the sum of `amount`."""
+
+    __tablename__ = "points_entries"
+    __table_args__ = (
+        Index("ix_points_entries_contact_id_id", "contact_id", "id"),
+        Index("uq_points_entries_delivery", "delivery_id", unique=True,
+              sqlite_where=text(_LETTER_GRANT), postgresql_where=text(_LETTER_GRANT)),
+    )  # fmt: skip
+
+    id: Mapped[intpk]
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id", ondelete="SET NULL"))
+    kind: Mapped[PointsKind] = mapped_column(String(20))
+    amount: Mapped[int]  # signed: credits positive, debits negative, adjustments either
+    # The balance right after this entry (written under the contact's lock, so exact).
+    balance_after: Mapped[int]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(20))  # campaign, api, admin, system
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    expires_on: Mapped[date | None]  # a credit's points not used by then expire
+    occurred_at: Mapped[created_at]
+
+
+class IncidentChannel(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+class Incident(Base):
+    """A support case the help desk logged for a contact (and maybe one of its contracts)."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[intpk]
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id", ondelete="SET NULL"))
+    channel: Mapped[IncidentChannel] = mapped_column(String(10))
+    chargeable: Mapped[bool] = mapped_column(default=False)
+    points_used: Mapped[int] = mapped_column(default=0)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(20), default="api")
+    created_at: Mapped[created_at]

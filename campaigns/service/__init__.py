@@ -1,0 +1,1 @@
+"""The support side of retention: service points, incidents, satisfaction surveys."""
