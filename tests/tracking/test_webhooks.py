@@ -21,6 +21,7 @@ from campaigns.audience import erasure
 from campaigns.config import Webhooks
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling
+from campaigns.embedded.services import free_port
 from campaigns.errors import InvalidTransition
 from campaigns.models import (
     Conversion,
@@ -352,7 +353,7 @@ def test_a_redirect_is_not_followed(db: Database, receiver: Receiver) -> None:
 
 def test_no_answer_is_an_error_kept_with_the_row(db: Database) -> None:
     now = utcnow()
-    subscribe(db, "http://127.0.0.1:9/nobody-listens", at=now - timedelta(hours=1))
+    subscribe(db, f"http://127.0.0.1:{free_port()}/nobody-listens", at=now - timedelta(hours=1))
     event(db, letter(db), EventKind.BOUNCE, at=now - timedelta(minutes=1))
     collect(db, now)
     assert deliver(db, now).retrying == 1
