@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dramatiq
 
 from campaigns.audience import importer
 from campaigns.db import utcnow
 from campaigns.delivery import sending
-from campaigns.tracking import webhook_sender, webhooks
+from campaigns.models import ImportStatus
+from campaigns.tracking import conversions, results, webhook_sender, webhooks
 from workers import metrics, ratelimits, runtime
 from workers.broker import broker
 
 log = logging.getLogger(__name__)
-__all__ = ["broker", "deliver_webhooks", "run_import", "send_batch"]
+__all__ = ["broker", "deliver_webhooks", "refresh_reports", "run_import", "send_batch"]
 
 
 @dramatiq.actor(queue_name="send", max_retries=3, time_limit=30 * 60 * 1000)
@@ -49,6 +51,25 @@ def run_import(job_id: int) -> None:
     """Check or write a CSV import; a job already done or held by another worker is left be."""
     job = importer.run(runtime.database(), job_id)
     log.info("import %d: %s", job_id, job.status if job else "nothing to do")
+    if job is not None and job.status == ImportStatus.DONE:  # end dates it moved: renewals
+        with runtime.database().unit_of_work() as session:
+            found = conversions.detect(session, window=_attribution())
+        log.info("import %d: %d renewal(s) recorded", job_id, found)
+
+
+def _attribution() -> timedelta:
+    return timedelta(days=runtime.settings().results.attribution_days)
+
+
+# Enqueued by the scheduler every REPORT_SECONDS; two at once are harmless (each rebuild
+# replaces the figures whole, in one transaction). Not retried: the next one comes.
+@dramatiq.actor(queue_name="reports", max_retries=0, time_limit=30 * 60 * 1000)
+def refresh_reports() -> None:
+    """Rebuild the report figures (and record renewals found in moved end dates)."""
+    with runtime.database().unit_of_work() as session:
+        done = results.refresh(session, window=_attribution())
+    log.info("reports rebuilt in %.1f s over %d ledger rows; %d renewal(s) detected",
+             done.seconds, done.ledger_rows, done.detected)  # fmt: skip
 
 
 # Enqueued by the scheduler every WEBHOOK_SECONDS; two at once are harmless (collect adds

@@ -12,7 +12,7 @@ from types import FrameType
 from campaigns.db import utcnow
 from campaigns.delivery import recovery, scheduling
 from workers import runtime
-from workers.actors import deliver_webhooks, enqueue
+from workers.actors import deliver_webhooks, enqueue, refresh_reports
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class Cadence:
 
 automations = Cadence()
 webhooks = Cadence()
+reports = Cadence()
 
 
 def tick() -> scheduling.Tick:
@@ -79,6 +80,9 @@ def tick() -> scheduling.Tick:
     if webhooks.due(config.webhooks.seconds):  # collected and sent by a worker
         deliver_webhooks.send()
         webhooks.last = time.monotonic()
+    if reports.due(config.results.refresh_seconds):  # rebuilt by a worker
+        refresh_reports.send()
+        reports.last = time.monotonic()
     return decided
 
 
