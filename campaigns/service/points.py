@@ -18,7 +18,7 @@ already expired. `expire_due` writes them as one `expire` entry per contact.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -30,6 +30,7 @@ from campaigns.errors import Conflict, NotFound, ValidationError
 from campaigns.models import CREDITS, DEBITS, Contact, PointsEntry, PointsKind
 
 MAX_AMOUNT = 1_000_000
+CLOCK_SKEW = timedelta(minutes=10)  # a time this far ahead of the clock is still taken
 SOURCES = ("campaign", "api", "admin", "system")
 
 

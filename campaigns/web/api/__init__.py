@@ -132,4 +132,4 @@ def unknown(rest: str) -> Response:
 
 problems.install(bp)
 
-from campaigns.web.api import contacts, docs, results  # noqa: E402,F401  (routes register on bp)
+from campaigns.web.api import contacts, docs, results, service  # noqa: E402,F401  (routes register on bp)

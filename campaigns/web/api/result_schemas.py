@@ -12,15 +12,6 @@ from campaigns.web.api.schemas import Amount, Currency, Money
 MAX_ID = 2**31 - 1
 
 
-class ConversionHeaders(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    idempotency_key: str = Field(
-        alias="Idempotency-Key", min_length=1, max_length=200,
-        description="your id of this renewal (an order number); a replay records nothing new",
-    )  # fmt: skip
-
-
 class ConversionIn(BaseModel):
     """A renewal of a contract, as the CRM or the shop saw it."""
 

@@ -28,7 +28,7 @@ def _window() -> timedelta:
 @bp.post("/conversions")
 @spec.validate(
     json=out.ConversionIn,
-    headers=out.ConversionHeaders,
+    headers=schemas.IdempotencyHeaders,
     resp=Responses(HTTP_200=out.ConversionOut, HTTP_201=out.ConversionOut,
                    HTTP_404=schemas.Problem, HTTP_409=schemas.Problem,
                    HTTP_415=schemas.Problem, HTTP_400=schemas.Problem, **_ERRORS),
@@ -45,7 +45,7 @@ def record_conversion() -> Any:
     renewal of one term is 409.
     """
     body: out.ConversionIn = request.context.json  # type: ignore[attr-defined]
-    headers: out.ConversionHeaders = request.context.headers  # type: ignore[attr-defined]
+    headers: schemas.IdempotencyHeaders = request.context.headers  # type: ignore[attr-defined]
     when = body.occurred_at
     if when is not None and when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

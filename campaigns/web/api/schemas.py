@@ -112,6 +112,18 @@ class ListQuery(_Strict):
     limit: int = Field(100, ge=1, le=1000)
 
 
+class IdempotencyHeaders(BaseModel):
+    """The header that makes a write safe to send again."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    idempotency_key: str = Field(
+        alias="Idempotency-Key", min_length=1, max_length=200,
+        description="your id of this write (an order or ticket number); a replay records "
+        "nothing new and answers with the first record",
+    )  # fmt: skip
+
+
 # Responses -----------------------------------------------------------------------------
 
 Money = Annotated[str, Field(pattern=r"^\d+\.\d{2}$", examples=["1250.00"])]
