@@ -15,6 +15,8 @@ MEASURES: dict[str, str] = {
     "campaign_send_postgresql": "bench.campaign_send:measure_postgresql",
     "segment_count": "bench.segment_count",
     "automation_tick": "bench.automation_tick",
+    "report_query": "bench.report_query",
+    "report_refresh": "bench.report_query:measure_refresh",
     "contact_import": "bench.contact_import",
     "letter_render": "bench.letter_render",
     "letter_render_dkim": "bench.letter_render:measure_dkim",

@@ -28,8 +28,10 @@ from decimal import Decimal
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
+    Date,
     Integer,
     Interval,
     MetaData,
@@ -39,6 +41,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    distinct,
     func,
     insert,
     literal,
@@ -76,23 +79,43 @@ By = Literal["segment", "campaign", "step", "version"]
 BY: tuple[By, ...] = ("segment", "campaign", "step", "version")
 
 _META = MetaData()
-# Per delivery: which events it had (0/1), and when a person first opened and clicked it.
+# The dimensions of a report cell, day apart.
+_DIMS = ("campaign_id", "automation_step_id", "segment_id", "letter_version_id")
+# Per ledger row: which events it had (1, or 0 or NULL).
 _FLAGS = ("opened", "opened_machine", "clicked", "clicked_machine", "renewal_clicks",
           "acknowledged", "unsubscribed", "bounced", "complained")  # fmt: skip
-EVENTS = Table(
-    "report_events", _META,
-    Column("delivery_id", Integer, primary_key=True),
+# Per ledger row, what the figures need of it: its dimensions and day, state, the days it
+# was sent and first opened and clicked by a person, its events. The ledger (whose rows
+# keep what each letter was rendered from) is read once, here; no keys or indexes: these
+# working tables are only scanned.
+LETTERS = Table(
+    "report_letters", _META,
+    Column("delivery_id", Integer), Column("contract_id", Integer),
+    Column("created_at", UTCDateTime()),
+    *(Column(name, Integer) for name in _DIMS), Column("day", Date),
+    Column("state", String(20)), Column("sent_on", Date),
     *(Column(name, Integer) for name in _FLAGS),
-    Column("first_open", UTCDateTime()), Column("first_click", UTCDateTime()),
+    Column("opened_on", Date), Column("clicked_on", Date),
     prefixes=["TEMPORARY"],
 )  # fmt: skip
 # Letters (and held-out rows) whose contract renewed within the window after them.
 MATCHES = Table(
     "report_matches", _META,
-    Column("delivery_id", Integer), Column("currency", String(3)),
+    Column("delivery_id", Integer),
+    *(Column(name, Integer) for name in _DIMS), Column("day", Date),
+    Column("held_out", Boolean), Column("currency", String(3)),
     Column("amount", Numeric(16, 2)),
     prefixes=["TEMPORARY"],
 )  # fmt: skip
+# Renewals credited to a letter, and the day each happened.
+CREDITS = Table(
+    "report_credits", _META,
+    *(Column(name, Integer) for name in _DIMS), Column("day", Date),
+    Column("renewed_on", Date), Column("currency", String(3)),
+    Column("amount", Numeric(16, 2)),
+    prefixes=["TEMPORARY"],
+)  # fmt: skip
+_WORK = (LETTERS, MATCHES, CREDITS)
 
 
 @dataclass(frozen=True)
@@ -109,18 +132,19 @@ def refresh(session: Session, *, window: timedelta, now: datetime | None = None)
     started, now = time.perf_counter(), now or utcnow()
     detected = conversions.detect(session, window=window, now=now)
     bind = session.connection()
-    for table in (EVENTS, MATCHES):
+    for table in _WORK:
         table.drop(bind, checkfirst=True)
         session.execute(CreateTable(table))
-    session.execute(insert(EVENTS).from_select(EVENTS.c.keys(), _event_flags()))
+    session.execute(insert(LETTERS).from_select(LETTERS.c.keys(), _letters(session)))
     for matches in _matches(session, window):
         session.execute(insert(MATCHES).from_select(MATCHES.c.keys(), matches))
+    session.execute(insert(CREDITS).from_select(CREDITS.c.keys(), _credits(session)))
     for model in (ReportCell, ReportRevenue, ReportActivity):
         session.execute(delete(model))
-    session.execute(_cells(session))
-    session.execute(_revenue(session))
-    session.execute(_activity(session))
-    for table in (EVENTS, MATCHES):
+    session.execute(_cells())
+    session.execute(_revenue())
+    session.execute(_activity())
+    for table in _WORK:
         session.execute(DropTable(table))
     rows = session.scalar(select(func.coalesce(func.sum(ReportCell.audience), 0))) or 0
     seconds = time.perf_counter() - started
@@ -151,7 +175,8 @@ def _plus(session: Session, column: Any, delta: timedelta) -> ColumnElement[Any]
     return func.strftime("%Y-%m-%d %H:%M:%f000", column, f"+{delta.total_seconds()} seconds")
 
 
-def _event_flags() -> Any:
+def _letters(session: Session) -> Any:
+    """Every ledger row with what the figures need of it, and its events."""
     human, machine = Event.is_machine.is_(False), Event.is_machine.is_(True)
     clicks = Event.kind.in_((EventKind.CLICK, EventKind.RENEWAL_CLICK))
 
@@ -162,46 +187,77 @@ def _event_flags() -> Any:
         return func.min(case((and_(*conditions), Event.occurred_at)))
 
     opens = Event.kind == EventKind.OPEN
-    return (
+    # Opened and clicked (by a person) are known from the first such event: two aggregates
+    # over every event fewer (a quarter of this statement's time).
+    had = {
+        "opened_machine": has(opens, machine),
+        "clicked_machine": has(clicks, machine),
+        "renewal_clicks": has(Event.kind == EventKind.RENEWAL_CLICK, human),
+        "acknowledged": has(Event.kind == EventKind.ACKNOWLEDGMENT),
+        "unsubscribed": has(Event.kind == EventKind.UNSUBSCRIBE),
+        "bounced": has(Event.kind == EventKind.BOUNCE),
+        "complained": has(Event.kind == EventKind.COMPLAINT),
+    }
+    flags = (
         select(
             Event.delivery_id,
-            has(opens, human),
-            has(opens, machine),
-            has(clicks, human),
-            has(clicks, machine),
-            has(Event.kind == EventKind.RENEWAL_CLICK, human),
-            has(Event.kind == EventKind.ACKNOWLEDGMENT),
-            has(Event.kind == EventKind.UNSUBSCRIBE),
-            has(Event.kind == EventKind.BOUNCE),
-            has(Event.kind == EventKind.COMPLAINT),
-            first(opens, human),
-            first(clicks, human),
-        )  # fmt: skip
+            *(flag.label(name) for name, flag in had.items()),
+            first(opens, human).label("first_open"),
+            first(clicks, human).label("first_click"),
+        )
         .where(Event.delivery_id.is_not(None))
         .group_by(Event.delivery_id)
+        .subquery()
     )
+    firsts = {"opened": flags.c.first_open, "clicked": flags.c.first_click}
+    events = [case((firsts[name].is_not(None), 1), else_=0) if name in firsts
+              else flags.c[name] for name in _FLAGS]  # fmt: skip
+    d = Delivery
+    dims, day = _dimensions(session)
+    sent_on = case((d.state.in_(DELIVERED_STATES), _day(session, d.sent_at)))
+    return (
+        select(d.id, d.contract_id, d.created_at, *dims, day, d.state, sent_on, *events,
+               _day(session, flags.c.first_open), _day(session, flags.c.first_click))
+        .outerjoin(flags, flags.c.delivery_id == d.id)
+    )  # fmt: skip
 
 
 def _matches(session: Session, window: timedelta) -> list[Any]:
     """Letters and held-out rows about a contract (or, about none, to its holder) that
     renewed within the window after the row was decided; one row per renewal."""
-    d, c = Delivery, Conversion
-    counted = d.state.in_((*DELIVERED_STATES, DeliveryState.HELD_OUT))
-    after = and_(
-        c.occurred_at > d.created_at, c.occurred_at <= _plus(session, d.created_at, window)
-    )
+    c, held_out = Conversion, DeliveryState.HELD_OUT
+    counted = (*DELIVERED_STATES, held_out)
+    lt = LETTERS.c
     about_contract = (
-        select(d.id, c.currency, c.amount)
-        .join(c, c.contract_id == d.contract_id)
-        .where(counted, after)
+        select(lt.delivery_id, *(lt[name] for name in (*_DIMS, "day")), lt.state == held_out,
+               c.currency, c.amount)
+        .select_from(LETTERS)
+        .join(c, c.contract_id == lt.contract_id)
+        .where(lt.state.in_(counted), c.occurred_at > lt.created_at,
+               c.occurred_at <= _plus(session, lt.created_at, window))
     )  # fmt: skip
+    # Few rows are about no contract: found through the ledger's index on contract_id.
+    d = Delivery
+    dims, day = _dimensions(session)
     about_holder = (
-        select(d.id, c.currency, c.amount)
+        select(d.id, *dims, day, d.state == held_out, c.currency, c.amount)
         .join(Contract, Contract.contact_id == d.contact_id)
         .join(c, c.contract_id == Contract.id)
-        .where(d.contract_id.is_(None), counted, after)
+        .where(d.contract_id.is_(None), d.state.in_(counted), c.occurred_at > d.created_at,
+               c.occurred_at <= _plus(session, d.created_at, window))
     )  # fmt: skip
     return [about_contract, about_holder]
+
+
+def _credits(session: Session) -> Any:
+    """Renewals credited to a letter: the letter's dimensions and day, the renewal's day."""
+    c, lt = Conversion, LETTERS.c
+    return (
+        select(*(lt[name] for name in (*_DIMS, "day")), _day(session, c.occurred_at),
+               c.currency, c.amount)
+        .select_from(c)
+        .join(LETTERS, lt.delivery_id == c.delivery_id)
+    )  # fmt: skip
 
 
 def _dimensions(session: Session) -> tuple[list[Any], ColumnElement[Any]]:
@@ -210,85 +266,82 @@ def _dimensions(session: Session) -> tuple[list[Any], ColumnElement[Any]]:
     return [d.campaign_id, d.automation_step_id, d.segment_id, d.letter_version_id], day
 
 
-def _cells(session: Session) -> Any:
-    d, e = Delivery, EVENTS
-    dims, day = _dimensions(session)
-    renewed = select(MATCHES.c.delivery_id).distinct().subquery()
-    was_renewed = renewed.c.delivery_id.is_not(None)
+def _cells() -> Any:
+    """Ledger rows per cell and state, letters with each event, and letters (held-out rows)
+    whose contract renewed: a sum over each working table, added up."""
+    lt, m = LETTERS.c, MATCHES.c
+    zero = literal(0)
 
     def rows(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.sum(case((condition, 1), else_=0))
 
-    delivered = d.state.in_(DELIVERED_STATES)
-    counts = [
-        func.count(), rows(delivered), rows(d.state == DeliveryState.FAILED),
-        rows(d.state == DeliveryState.SUPPRESSED), rows(d.state == DeliveryState.HELD_OUT),
-        rows(d.state == DeliveryState.DEFERRED),
-        *(func.coalesce(func.sum(e.c[name]), 0) for name in _FLAGS),
-        rows(and_(delivered, was_renewed)),
-        rows(and_(d.state == DeliveryState.HELD_OUT, was_renewed)),
-    ]  # fmt: skip
-    query = (
-        select(*dims, day, *counts)
-        .select_from(d)
-        .outerjoin(e, e.c.delivery_id == d.id)
-        .outerjoin(renewed, renewed.c.delivery_id == d.id)
-        .group_by(*dims, day)
-    )
-    columns = ["campaign_id", "automation_step_id", "segment_id", "letter_version_id", "day",
-               *COUNTS]  # fmt: skip
-    return insert(ReportCell).from_select(columns, query)
+    cell = [lt[name] for name in (*_DIMS, "day")]
+    letters = select(
+        *cell,
+        func.count().label("audience"),
+        rows(lt.state.in_(DELIVERED_STATES)).label("sent"),
+        rows(lt.state == DeliveryState.FAILED).label("failed"),
+        rows(lt.state == DeliveryState.SUPPRESSED).label("suppressed"),
+        rows(lt.state == DeliveryState.HELD_OUT).label("held_out"),
+        rows(lt.state == DeliveryState.DEFERRED).label("deferred"),
+        *(func.coalesce(func.sum(lt[name]), 0).label(name) for name in _FLAGS),
+        zero.label("renewed_sent"), zero.label("renewed_held_out"),
+    ).group_by(*cell)  # fmt: skip
+    cell = [m[name] for name in (*_DIMS, "day")]
+    # A letter renewed twice within the window counts once.
+    renewals = select(
+        *cell, *(zero.label(name) for name in COUNTS[:-2]),
+        func.count(distinct(case((m.held_out, None), else_=m.delivery_id))),
+        func.count(distinct(case((m.held_out, m.delivery_id)))),
+    ).group_by(*cell)  # fmt: skip
+    parts = union_all(letters, renewals).subquery()
+    totals = [parts.c[name] for name in (*_DIMS, "day")]
+    query = select(*totals, *(func.sum(parts.c[name]) for name in COUNTS)).group_by(*totals)
+    return insert(ReportCell).from_select([*_DIMS, "day", *COUNTS], query)
 
 
-def _revenue(session: Session) -> Any:
-    d, c, m = Delivery, Conversion, MATCHES
-    dims, day = _dimensions(session)
+def _revenue() -> Any:
+    r, m = CREDITS, MATCHES
     zero = literal(Decimal(0), Numeric(16, 2))
-    credited = (
-        select(*dims, day.label("day"), literal(False).label("held_out"), c.currency,
-               literal(1).label("renewed"), c.amount.label("revenue"),
-               zero.label("outcome_revenue"))
-        .join(d, d.id == c.delivery_id)
+    credited = select(
+        *(r.c[name] for name in (*_DIMS, "day")), literal(False).label("held_out"),
+        r.c.currency, literal(1).label("renewed"), r.c.amount.label("revenue"),
+        zero.label("outcome_revenue"),
     )  # fmt: skip
-    outcome = (
-        select(*dims, day.label("day"), (d.state == DeliveryState.HELD_OUT).label("held_out"),
-               m.c.currency, literal(0), zero, m.c.amount)
-        .join(d, d.id == m.c.delivery_id)
+    outcome = select(
+        *(m.c[name] for name in (*_DIMS, "day")), m.c.held_out, m.c.currency, literal(0), zero,
+        m.c.amount,
     )  # fmt: skip
     both = union_all(credited, outcome).subquery()
-    keys = [both.c[name] for name in
-            ("campaign_id", "automation_step_id", "segment_id", "letter_version_id", "day",
-             "held_out", "currency")]  # fmt: skip
+    keys = [both.c[name] for name in (*_DIMS, "day", "held_out", "currency")]
     query = select(
         *keys,
         func.sum(both.c.renewed),
         func.sum(both.c.revenue),
         func.sum(both.c.outcome_revenue),
     ).group_by(*keys)
-    columns = ["campaign_id", "automation_step_id", "segment_id", "letter_version_id", "day",
-               "held_out", "currency", "renewed", "revenue", "outcome_revenue"]  # fmt: skip
+    columns = [*_DIMS, "day", "held_out", "currency", "renewed", "revenue", "outcome_revenue"]
     return insert(ReportRevenue).from_select(columns, query)
 
 
-def _activity(session: Session) -> Any:
-    d, e, c = Delivery, EVENTS, Conversion
-    dims = [d.campaign_id, d.automation_step_id, d.segment_id]
+def _activity() -> Any:
+    lt, r = LETTERS.c, CREDITS.c
     one, none = literal(1), literal(0)
+    names = ("campaign_id", "automation_step_id", "segment_id")
 
-    def on(day: ColumnElement[Any], sent: Any, opened: Any, clicked: Any, renewed: Any) -> Any:
-        return select(*dims, day.label("day"), sent.label("sent"), opened.label("opened"),
-                      clicked.label("clicked"), renewed.label("renewed"))  # fmt: skip
+    def on(table: Any, day: Any, sent: Any, opened: Any, clicked: Any, renewed: Any) -> Any:
+        return (
+            select(*(table[name] for name in names), day.label("day"), sent.label("sent"),
+                   opened.label("opened"), clicked.label("clicked"), renewed.label("renewed"))
+            .where(day.is_not(None))
+        )  # fmt: skip
 
     parts = union_all(
-        on(_day(session, d.sent_at), one, none, none, none)
-        .where(d.state.in_(DELIVERED_STATES), d.sent_at.is_not(None)),
-        on(_day(session, e.c.first_open), none, one, none, none)
-        .join(e, e.c.delivery_id == d.id).where(e.c.first_open.is_not(None)),
-        on(_day(session, e.c.first_click), none, none, one, none)
-        .join(e, e.c.delivery_id == d.id).where(e.c.first_click.is_not(None)),
-        on(_day(session, c.occurred_at), none, none, none, one)
-        .join(c, c.delivery_id == d.id),
-    ).subquery()  # fmt: skip
+        on(lt, lt.sent_on, one, none, none, none),
+        on(lt, lt.opened_on, none, one, none, none),
+        on(lt, lt.clicked_on, none, none, one, none),
+        on(r, r.renewed_on, none, none, none, one),
+    ).subquery()
     keys = [parts.c.campaign_id, parts.c.automation_step_id, parts.c.segment_id, parts.c.day]
     query = select(
         *keys,
