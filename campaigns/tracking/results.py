@@ -75,6 +75,7 @@ from campaigns.models import (
 from campaigns.models.results import COUNTS
 from campaigns.tracking import conversions
 
+REFRESH_LOCK = 0x5245504F5254  # the advisory lock key of refresh ("REPORT")
 By = Literal["segment", "campaign", "step", "version"]
 BY: tuple[By, ...] = ("segment", "campaign", "step", "version")
 
@@ -129,6 +130,11 @@ class Refreshed:
 def refresh(session: Session, *, window: timedelta, now: datetime | None = None) -> Refreshed:
     """Rebuild every report cell from the ledger (one transaction: readers see the old
     figures until it commits). Renewals detected in moved end dates are recorded first."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One refresh at a time (the scheduler's worker, the admin's button): two that
+        # overlap would each delete the old cells and insert their own, doubling every
+        # figure. SQLite's write lock already makes them wait for each other.
+        session.execute(select(func.pg_advisory_xact_lock(REFRESH_LOCK)))
     started, now = time.perf_counter(), now or utcnow()
     detected = conversions.detect(session, window=window, now=now)
     bind = session.connection()
@@ -599,3 +605,32 @@ def in_currency(amounts: Mapping[str, Decimal], currency: str,
         return None
     total = sum((amount * known[code] for code, amount in amounts.items()), Decimal(0))
     return total.quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class Day:
+    """What happened on one day: letters sent, first human opens and clicks, renewals."""
+
+    day: date
+    sent: int
+    opened: int
+    clicked: int
+    renewed: int
+
+
+def activity(session: Session, filters: Filters | None = None) -> list[Day]:
+    """The report's days from the first to the last with activity (quiet days as zeros,
+    so a chart's time axis stays even), from the daily rows of the last refresh."""
+    filters = filters or Filters()
+    a = ReportActivity
+    rows = session.execute(
+        select(a.day, func.sum(a.sent), func.sum(a.opened), func.sum(a.clicked),
+               func.sum(a.renewed))
+        .where(*_where(a, filters)).group_by(a.day).order_by(a.day)
+    ).all()  # fmt: skip
+    found = {row[0]: Day(row[0], *(int(v or 0) for v in row[1:])) for row in rows}
+    if not found:
+        return []
+    first, last = rows[0][0], rows[-1][0]
+    return [found.get(first + timedelta(n)) or Day(first + timedelta(n), 0, 0, 0, 0)
+            for n in range((last - first).days + 1)]  # fmt: skip

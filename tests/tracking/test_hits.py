@@ -40,7 +40,7 @@ from campaigns.models import (
     Link,
     Role,
 )
-from campaigns.tracking import events, reports
+from campaigns.tracking import events, reports, results
 from campaigns.tracking.machines import Hit
 from tests.conftest import wait_until
 from tests.factories import make_contact, make_segment, make_version
@@ -286,13 +286,16 @@ def test_reports_show_people_and_machines_side_by_side(
     assert (funnel.sent, funnel.opened, funnel.opened_machine) == (2, 1, 2)
     assert (funnel.clicked, funnel.clicked_machine) == (0, 0)
 
+    with db.unit_of_work() as s:
+        results.refresh(s, window=timedelta(days=30))
     client = app.test_client()
     login(client, "viewer")
     page = client.get("/reports").get_data(as_text=True)
     row = re.sub(r"\s+", " ", page[page.index("<tbody>") :])
     assert "Machine opens" in page and "Machine clicks" in page
-    assert re.search(r'<td class="num">1 <small>\(50\.0%\)</small></td> .*'
-                     r'<td class="num">2</td><td class="num">0</td>', row), row  # fmt: skip
+    # Opened (people), then machine opens: one of two letters, and both.
+    assert re.search(r'<td class="num">1 <small>50\.0 %</small></td> '
+                     r'<td class="num">2 <small>100\.0 %</small></td>', row), row  # fmt: skip
 
 
 def test_a_pixel_of_a_letter_never_delivered_records_nothing(

@@ -10,11 +10,12 @@ from campaigns.web.admin import (
     layouts,
     letters,
     outbox,
+    results,
     segments,
     users,
     webhooks,
 )
 
 BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, layouts.bp,
-              campaigns.bp, automations.bp, outbox.bp, users.bp, api_keys.bp,
+              campaigns.bp, automations.bp, results.bp, outbox.bp, users.bp, api_keys.bp,
               webhooks.bp]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Campaigns: create, schedule, pause, resume, cancel; per-segment reports."""
+"""Campaigns: create, schedule, pause, resume, cancel; live per-segment figures."""
 
 from __future__ import annotations
 
@@ -194,10 +194,3 @@ def _when(raw: str, zone_name: str = "") -> datetime:
     except ValueError:
         raise ValidationError("send_at must be a date and time like 2027-01-31T09:00") from None
     return value if value.tzinfo else value.replace(tzinfo=zone(zone_name or "UTC"))
-
-
-@bp.route("/reports")
-@requires(Role.VIEWER)
-def report() -> str:
-    with unit_of_work() as s:
-        return render_template("admin/reports.html", funnels=reports.campaign_funnels(s))
