@@ -34,6 +34,21 @@
     return date.toLocaleDateString(undefined, { day: "numeric", month: "short", timeZone: "UTC" });
   }
 
+  // A step's label ["60 days before the end", "Expiry series"] in lines of about 16
+  // characters, so that every step's name fits under its bars, on a phone too.
+  function wrap(parts) {
+    var lines = [];
+    parts.forEach(function (part) {
+      var line = "";
+      String(part).split(" ").forEach(function (word) {
+        if (line && (line + " " + word).length > 16) { lines.push(line); line = word; }
+        else { line = line ? line + " " + word : word; }
+      });
+      if (line) lines.push(line);
+    });
+    return lines;
+  }
+
   var build = {
     activity: function (d) {
       return {
@@ -62,7 +77,7 @@
       return {
         type: "bar",
         data: {
-          labels: d.labels,
+          labels: d.labels.map(wrap),
           datasets: [
             { label: "Renewals", data: d.renewed, backgroundColor: BLUE, yAxisID: "y" },
             { label: "Revenue (" + d.currency + ")", data: d.revenue, backgroundColor: GREEN,
@@ -71,6 +86,7 @@
         },
         options: {
           scales: {
+            x: { ticks: { maxRotation: 0, autoSkip: false } },
             y: { beginAtZero: true, grace: "10%", ticks: { precision: 0 },
                  title: { display: true, text: "Renewals" } },
             revenue: { beginAtZero: true, grace: "10%", position: "right",
