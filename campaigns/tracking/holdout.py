@@ -15,7 +15,8 @@ Analysis*, §2.4; Fleiss, *Statistical Methods for Rates and Proportions*, §4.2
 - how many recipients a difference this size needs to be told from chance (α = 0.05,
   power 80 %), at the same treated-to-held-out ratio (Fleiss).
 
-The difference is called significant when the interval of d leaves out 0.
+The difference is called significant when the interval of d leaves out 0 and the p-value is
+under 0.05 (the two agree but where a group's rate is 0 or 1 on few letters).
 """
 
 from __future__ import annotations
@@ -98,8 +99,13 @@ class Comparison:
 
     @property
     def significant(self) -> bool:
-        interval = self.interval
-        return interval is not None and (interval[0] > 0 or interval[1] < 0)
+        """Both say so: the interval leaves out 0 and the test's p-value is under 0.05.
+        (With a group's rate at 0 or 1 the Wald interval has no spread of its own and can
+        leave out 0 on a handful of letters; the pooled test does not.)"""
+        interval, p_value = self.interval, self.p_value
+        if interval is None or p_value is None:
+            return False
+        return (interval[0] > 0 or interval[1] < 0) and p_value < 0.05
 
     @property
     def needed(self) -> int | None:

@@ -63,6 +63,17 @@ def test_a_small_holdout_says_how_many_more_it_would_take() -> None:
     )
 
 
+def test_a_handful_held_out_with_no_renewal_is_not_called_significant() -> None:
+    # 20 sent, 9 renewed (45 %); 1 held out, 0 renewed. Wald: se = sqrt(0.45*0.55/20 + 0)
+    # = 0.1112; 0.45 ± 0.2180 → (0.232, 0.668) leaves out 0 — but the pooled test:
+    # p = 9/21 = 0.4286, se0 = sqrt(0.4286*0.5714*(1/20 + 1)) = 0.5071, z = 0.887, p = 0.375.
+    c = Comparison(treated=20, treated_renewed=9, held_out=1, held_out_renewed=0)
+    low, _ = c.interval or (0, 0)
+    assert low > 0 and c.p_value == pytest.approx(0.375, abs=1e-3)
+    assert not c.significant
+    assert "not statistically significant yet" in c.sentence()
+
+
 def test_nothing_to_compare_is_said_plainly() -> None:
     assert Comparison(10, 1, 0, 0).sentence().startswith("No recipients were held out")
     assert Comparison(10, 1, 0, 0).interval is None
