@@ -13,7 +13,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ from campaigns.models import (
     EventKind,
     Segment,
 )
+from campaigns.tracking import results
 from campaigns.tracking.results import Figures, Filters, Report, in_currency
 
 LEDGER_PAGE = 500
@@ -180,33 +181,10 @@ def _ledger_page(filters: Filters, *, after: int) -> Any:
         .outerjoin(Automation, Automation.id == AutomationStep.automation_id)
         .outerjoin(Segment, Segment.id == d.segment_id)
         .outerjoin(Contract, Contract.id == d.contract_id)
-        .where(d.id > after, *_ledger_scope(filters))
+        .where(d.id > after, *results.where(d, filters, decided_at=d.created_at))
         .order_by(d.id)
         .limit(LEDGER_PAGE)
     )  # fmt: skip
-
-
-def _ledger_scope(filters: Filters) -> list[ColumnElement[bool]]:
-    """The report's filters, on ledger rows: the day a row was decided (UTC), its segment,
-    campaign, automation or step."""
-    d, conditions = Delivery, []
-    if filters.since is not None:
-        conditions.append(d.created_at >= datetime.combine(filters.since, time(), UTC))
-    if filters.until is not None:
-        end = datetime.combine(filters.until + timedelta(days=1), time(), UTC)
-        conditions.append(d.created_at < end)
-    if filters.segment_id is not None:
-        conditions.append(d.segment_id == filters.segment_id)
-    if filters.campaign_id is not None:
-        conditions.append(d.campaign_id == filters.campaign_id)
-    if filters.step_id is not None:
-        conditions.append(d.automation_step_id == filters.step_id)
-    if filters.automation_id is not None:
-        steps = select(AutomationStep.id).where(
-            AutomationStep.automation_id == filters.automation_id
-        )
-        conditions.append(d.automation_step_id.in_(steps))
-    return conditions
 
 
 def _flags(session: Session, ids: list[int]) -> dict[int, tuple[int, int, int]]:

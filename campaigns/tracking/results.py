@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -437,12 +437,24 @@ class Report:
     refresh_seconds: float | None
 
 
-def _where(model: Any, filters: Filters) -> list[ColumnElement[bool]]:
+def where(model: Any, filters: Filters, *, decided_at: Any = None) -> list[ColumnElement[bool]]:
+    """The filters as conditions on a model with `segment_id`, `campaign_id` and
+    `automation_step_id`: on its `day`, or, given `decided_at` (a ledger row's
+    `created_at`), on the UTC days of that timestamp."""
     conditions: list[ColumnElement[bool]] = []
-    if filters.since is not None:
-        conditions.append(model.day >= filters.since)
-    if filters.until is not None:
-        conditions.append(model.day <= filters.until)
+    if decided_at is None:
+        if filters.since is not None:
+            conditions.append(model.day >= filters.since)
+        if filters.until is not None:
+            conditions.append(model.day <= filters.until)
+    else:
+        if filters.since is not None:
+            conditions.append(
+                decided_at >= datetime.combine(filters.since, datetime.min.time(), UTC)
+            )
+        if filters.until is not None:
+            end = datetime.combine(filters.until + timedelta(days=1), datetime.min.time(), UTC)
+            conditions.append(decided_at < end)
     if filters.segment_id is not None:
         conditions.append(model.segment_id == filters.segment_id)
     if filters.campaign_id is not None:
@@ -480,7 +492,7 @@ def report(session: Session, by: By = "segment", filters: Filters | None = None)
     keys, only = _key(ReportCell, by)
     cells = (
         select(*keys, *(func.sum(ReportCell.__table__.c[name]) for name in COUNTS))
-        .where(*_where(ReportCell, filters), *only)
+        .where(*where(ReportCell, filters), *only)
         .group_by(*keys)
     )
     width = len(keys)
@@ -491,7 +503,7 @@ def report(session: Session, by: By = "segment", filters: Filters | None = None)
     revenue = select(
         *keys, ReportRevenue.held_out, ReportRevenue.currency, func.sum(ReportRevenue.renewed),
         func.sum(ReportRevenue.revenue), func.sum(ReportRevenue.outcome_revenue),
-    ).where(*_where(ReportRevenue, filters), *only).group_by(
+    ).where(*where(ReportRevenue, filters), *only).group_by(
         *keys, ReportRevenue.held_out, ReportRevenue.currency
     )  # fmt: skip
     for row in session.execute(revenue):
@@ -626,7 +638,7 @@ def activity(session: Session, filters: Filters | None = None) -> list[Day]:
     rows = session.execute(
         select(a.day, func.sum(a.sent), func.sum(a.opened), func.sum(a.clicked),
                func.sum(a.renewed))
-        .where(*_where(a, filters)).group_by(a.day).order_by(a.day)
+        .where(*where(a, filters)).group_by(a.day).order_by(a.day)
     ).all()  # fmt: skip
     found = {row[0]: Day(row[0], *(int(v or 0) for v in row[1:])) for row in rows}
     if not found:
