@@ -11,12 +11,20 @@ from campaigns.audience import importer
 from campaigns.db import utcnow
 from campaigns.delivery import sending
 from campaigns.models import ImportStatus
+from campaigns.service import points
 from campaigns.tracking import conversions, results, webhook_sender, webhooks
 from workers import metrics, ratelimits, runtime
 from workers.broker import broker
 
 log = logging.getLogger(__name__)
-__all__ = ["broker", "deliver_webhooks", "refresh_reports", "run_import", "send_batch"]
+__all__ = [
+    "broker",
+    "deliver_webhooks",
+    "expire_points",
+    "refresh_reports",
+    "run_import",
+    "send_batch",
+]
 
 
 @dramatiq.actor(queue_name="send", max_retries=3, time_limit=30 * 60 * 1000)
@@ -59,6 +67,16 @@ def run_import(job_id: int) -> None:
 
 def _attribution() -> timedelta:
     return timedelta(days=runtime.settings().results.attribution_days)
+
+
+# Enqueued by the scheduler every hour; harmless twice (one expiry per contact and day).
+@dramatiq.actor(queue_name="reports", max_retries=0, time_limit=30 * 60 * 1000)
+def expire_points() -> None:
+    """Write the expiry of service points past their date (campaigns.service.points)."""
+    with runtime.database().unit_of_work() as session:
+        lost = points.expire_due(session, today=utcnow().date())
+    if lost:
+        log.info("service points expired for %d contact(s)", lost)
 
 
 # Enqueued by the scheduler every REPORT_SECONDS; two at once are harmless (each rebuild

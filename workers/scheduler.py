@@ -12,7 +12,7 @@ from types import FrameType
 from campaigns.db import utcnow
 from campaigns.delivery import recovery, scheduling
 from workers import runtime
-from workers.actors import deliver_webhooks, enqueue, refresh_reports
+from workers.actors import deliver_webhooks, enqueue, expire_points, refresh_reports
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ class Cadence:
 automations = Cadence()
 webhooks = Cadence()
 reports = Cadence()
+expiries = Cadence()
+EXPIRY_SECONDS = 3600.0  # service points expire by the day: hourly is plenty
 
 
 def tick() -> scheduling.Tick:
@@ -83,6 +85,9 @@ def tick() -> scheduling.Tick:
     if reports.due(config.results.refresh_seconds):  # rebuilt by a worker
         refresh_reports.send()
         reports.last = time.monotonic()
+    if expiries.due(EXPIRY_SECONDS):
+        expire_points.send()
+        expiries.last = time.monotonic()
     return decided
 
 
