@@ -30,6 +30,8 @@ automations = Cadence()
 webhooks = Cadence()
 reports = Cadence()
 expiries = Cadence()
+# A rebuild of the report figures this long after a tick that decided letters.
+FOLLOW_UP_SECONDS = 10.0
 EXPIRY_SECONDS = 3600.0  # service points expire by the day: hourly is plenty
 
 
@@ -85,6 +87,10 @@ def tick() -> scheduling.Tick:
     if reports.due(config.results.refresh_seconds):  # rebuilt by a worker
         refresh_reports.send()
         reports.last = time.monotonic()
+    if decided.launches or any(decided.written.values()):
+        # Letters just decided are sent within seconds: rebuild once more after them, so the
+        # report does not say "0 sent" until the next REPORT_SECONDS.
+        refresh_reports.send_with_options(delay=int(FOLLOW_UP_SECONDS * 1000))
     if expiries.due(EXPIRY_SECONDS):
         expire_points.send()
         expiries.last = time.monotonic()

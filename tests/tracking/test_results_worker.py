@@ -27,4 +27,12 @@ def test_a_scheduler_tick_has_a_worker_rebuild_the_figures(
                             .where(ReportCell.campaign_id == campaign_id))  # fmt: skip
 
     assert wait_until(rebuilt, timeout=60, what="the worker's rebuild of the figures") == 3
+
+    def sent() -> int | None:  # the rebuild that follows the letters out
+        with db.unit_of_work() as s:
+            found = s.scalar(select(func.sum(ReportCell.sent))
+                             .where(ReportCell.campaign_id == campaign_id))  # fmt: skip
+        return found if found == 3 else None
+
+    assert wait_until(sent, timeout=60, what="the figures after the letters went out") == 3
     assert "reports rebuilt in" in worker.read_text()
