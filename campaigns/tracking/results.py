@@ -375,12 +375,6 @@ class Figures:
     outcome_revenue: dict[str, Decimal] = field(default_factory=dict)
     held_out_revenue: dict[str, Decimal] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> int:
-        counts = self.__dict__.get("counts") or {}
-        if name in counts:
-            return int(counts[name])
-        raise AttributeError(name)
-
     def rate(self, count: str) -> float:
         """A count (or `renewed`) per letter sent."""
         sent = self.counts["sent"]
