@@ -61,6 +61,9 @@ from campaigns.models.service import (
     IncidentChannel,
     PointsEntry,
     PointsKind,
+    ServiceSettings,
+    SurveyResponse,
+    SurveyScale,
 )
 from campaigns.models.webhooks import (
     SUBSCRIBABLE,
@@ -78,6 +81,9 @@ __all__ = [
     "IncidentChannel",
     "PointsEntry",
     "PointsKind",
+    "ServiceSettings",
+    "SurveyResponse",
+    "SurveyScale",
     "ReportActivity",
     "ReportCell",
     "ReportRefresh",

@@ -59,6 +59,13 @@ class Campaign(Base):
     # None: the settings' (CAP_MARKETING_PER_WEEK, CAP_MARKETING_GAP_HOURS).
     cap_per_week: Mapped[int | None]
     cap_gap_hours: Mapped[int | None]
+    # A service-points gift to each recipient, applied once per letter sent (held-out
+    # contacts get none): `grant_points`, or `grant_loyal_points` for customers of more
+    # than `grant_loyal_years` years; the points expire `grant_expires_days` after.
+    grant_points: Mapped[int | None]
+    grant_loyal_points: Mapped[int | None]
+    grant_loyal_years: Mapped[int | None]
+    grant_expires_days: Mapped[int | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[created_at]
 
@@ -73,6 +80,12 @@ class AutomationTrigger(StrEnum):
     AFTER_END = "after_end"
     # N days after a policy letter went out and was not acknowledged: a reminder to do so.
     UNACKNOWLEDGED = "unacknowledged"
+    # The support side, per occasion (a ledger row's `occasion`): N days after the points
+    # balance dropped to `threshold` or below (once per crossing), N days before a grant's
+    # points expire, N days after an incident was closed (the satisfaction survey).
+    POINTS_LOW = "points_low"
+    POINTS_EXPIRING = "points_expiring"
+    INCIDENT_CLOSED = "incident_closed"
 
 
 class Automation(Base):
@@ -92,6 +105,8 @@ class Automation(Base):
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
     # The policy letter whose acknowledgment is awaited (trigger "unacknowledged").
     letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"))
+    # The balance at or below which "points_low" fires.
+    threshold: Mapped[int | None]
     enabled: Mapped[bool] = mapped_column(default=False)
     holdout_percent: Mapped[int] = mapped_column(default=0, server_default="0")
     # A step is sent on its day or up to this many days later (a send window, a frequency

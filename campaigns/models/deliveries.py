@@ -61,6 +61,8 @@ class Delivery(Base):
         UniqueConstraint("automation_step_id", "contract_id", "term"),
         # A reminder to acknowledge goes once per step per letter it reminds of.
         Index("uq_deliveries_step_reminds", "automation_step_id", "reminds_id", unique=True),
+        # A support-side step goes once per occasion ("points:ENTRY", "incident:ID"...).
+        Index("uq_deliveries_step_occasion", "automation_step_id", "occasion", unique=True),
         Index("ix_deliveries_campaign_id_state", "campaign_id", "state"),
         Index("ix_deliveries_state_claimed_at", "state", "claimed_at"),
         Index("ix_deliveries_state_due_at", "state", "due_at"),
@@ -77,6 +79,10 @@ class Delivery(Base):
     contract_ids: Mapped[str | None] = mapped_column(Text)
     # A reminder to acknowledge: the ledger row of the policy letter it reminds of.
     reminds_id: Mapped[int | None]
+    # A support-side automation letter: what it is about ("points:ENTRY" for the points
+    # entry that crossed the threshold, "expiry:ENTRY" for the expiring grant,
+    # "incident:ID" for the closed incident).
+    occasion: Mapped[str | None] = mapped_column(String(40))
     # The segment the letter was sent for: reports stay stable when segments change later.
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), index=True)
     letter_version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))

@@ -63,6 +63,8 @@ class Letter(Base):
     category: Mapped[LetterCategory] = mapped_column(String(20))
     # The locale of a version's own content; variants add others (see letters/translations).
     default_locale: Mapped[str] = mapped_column(String(20), default="en", server_default="en")
+    # A survey letter's rating scale: "csat" (1–5) or "nps" (0–10).
+    survey_scale: Mapped[str] = mapped_column(String(10), default="csat", server_default="csat")
     created_at: Mapped[created_at]
 
     versions: Mapped[list[LetterVersion]] = relationship(

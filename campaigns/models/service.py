@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from campaigns.db import Base, created_at, intpk
+from campaigns.db import Base, JSONType, UTCDateTime, created_at, intpk, utcnow
 
 
 class PointsKind(StrEnum):
@@ -80,3 +82,52 @@ class Incident(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     source: Mapped[str] = mapped_column(String(20), default="api")
     created_at: Mapped[created_at]
+
+
+class SurveyScale(StrEnum):
+    """How a survey letter asks: five stars (CSAT: 4–5 satisfied) or 0–10 (NPS)."""
+
+    CSAT = "csat"
+    NPS = "nps"
+
+
+class SurveyResponse(Base):
+    """A customer's rating of the support they had: one per survey letter (ledger row);
+    a later click on another rating changes it within the change window."""
+
+    __tablename__ = "survey_responses"
+
+    id: Mapped[intpk]
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), unique=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    scale: Mapped[SurveyScale] = mapped_column(String(10))
+    score: Mapped[int]
+    comment: Mapped[str] = mapped_column(Text, default="")
+    responded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+
+
+class ServiceSettings(Base):
+    """The support terms the stock letters quote and the help desk charges: one row."""
+
+    __tablename__ = "service_settings"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    # What a chargeable (phone) incident costs when no points are left.
+    incident_fee: Mapped[Decimal | None]
+    currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
+    # Points packages offered: [{"name": "Buy 5, get 6", "points": 6, "price": "250.00"}].
+    packages: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
+    # The terms as the policy letters quote them ({{ service.policy_text }}).
+    policy_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
