@@ -130,6 +130,7 @@ class Draft:
     locale: str = ""  # of the content chosen for the contact: a variant's, or the default
     # Every matching contract (a campaign to a contracts segment), soonest-ending first.
     contracts: tuple[dict[str, Any], ...] = ()
+    survey_scale: str = "csat"  # the letter's rating scale, for a survey's rating links
 
 
 def letter_context(
@@ -144,7 +145,7 @@ def letter_context(
     recipient = context.Recipient(
         delivery_id=draft.delivery_id, kind=draft.kind, contact=draft.contact,
         contract=draft.contract, renewal_target=draft.renewal_url, links=draft.links,
-        contracts=draft.contracts,
+        contracts=draft.contracts, survey_scale=draft.survey_scale,
     )  # fmt: skip
     merge_fields, _discount = context.build(
         recipient, company=settings.company, sender_name=settings.sender_name,
@@ -444,6 +445,7 @@ def draft_of(
         contact=person, contract=cover, renewal_url=renewal_url,
         contracts=tuple(context.contract_values(c)
                         for c in sorted(matching or (), key=lambda c: (c.ends_on, c.id))),
+        survey_scale=version.letter.survey_scale,
     )  # fmt: skip
 
 

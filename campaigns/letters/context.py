@@ -285,6 +285,8 @@ class Recipient:
     # Every matching contract of a campaign to a contracts segment, soonest-ending first
     # (`contract` among them); empty: just `contract`.
     contracts: Sequence[Mapping[str, Any]] = ()
+    # A survey letter's rating scale (Letter.survey_scale): "csat" 1–5, "nps" 0–10.
+    survey_scale: str = "csat"
 
 
 def build(
