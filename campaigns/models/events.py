@@ -21,6 +21,8 @@ class EventKind(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
+    # A click on a survey letter's rating link (detail: score); machines' are discarded.
+    RATING = "rating"
 
 
 FEEDBACK_KINDS = "kind IN ('bounce', 'complaint')"

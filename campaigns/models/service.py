@@ -111,6 +111,12 @@ class SurveyResponse(Base):
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(Text, default="")
+    # When it last became a detractor (CSAT 1–2, NPS 0–6); kept when it changes away, so
+    # the `survey.detractor` webhook, collected from it, goes once per response.
+    detractor_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # The rating click (events.id) whose GET set the score; None: set on the page (a POST).
+    # A scanner's click judged a person's at first is undone when its next click shows it.
+    click_event_id: Mapped[int | None]
 
 
 class ServiceSettings(Base):

@@ -21,6 +21,7 @@ class WebhookType(StrEnum):
     CONTACT_UNSUBSCRIBED = "contact.unsubscribed"
     LETTER_BOUNCED = "letter.bounced"
     LETTER_COMPLAINED = "letter.complained"
+    SURVEY_DETRACTOR = "survey.detractor"
     PING = "ping"  # a test an admin sent; not subscribable
 
 

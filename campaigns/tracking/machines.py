@@ -144,3 +144,17 @@ def clicked_together(clicks: Sequence[Click]) -> set[int]:
                     together.add(position)
                 last[click.link] = click.at
     return together
+
+
+def judge_click(
+    hit: Hit, *, sent_at: datetime | None, clicks: Sequence[tuple[str, datetime]], now: datetime
+) -> tuple[str | None, set[int]]:
+    """Judge the last of a letter's recent `clicks` ((which link, when), oldest first), made
+    now by `hit`: why it was a machine's (None: a person's), and the positions of the earlier
+    clicks that it shows to be a machine's (another link of the letter within a second)."""
+    together = clicked_together([Click(0, link, at) for link, at in clicks])
+    last = len(clicks) - 1
+    why = reason(hit, sent_at=sent_at, now=now)
+    if why is None and last in together:
+        why = "links-together"
+    return why, together - {last}
