@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from campaigns.accounts import users
 from campaigns.audience import contacts, segments, upserts
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
 from campaigns.delivery import scheduling, sending
 from campaigns.delivery.mailer import SMTPMailer
-from campaigns.letters import authoring
+from campaigns.letters import approvals, authoring
 from campaigns.models import (
     Contact,
     ContactStatus,
@@ -21,6 +22,7 @@ from campaigns.models import (
     LetterCategory,
     LetterKind,
     LetterVersion,
+    Role,
     Segment,
 )
 from campaigns.models.contacts import normalise_email
@@ -61,6 +63,15 @@ def make_version(
 ) -> LetterVersion:
     letter = authoring.create_letter(session, name, kind=kind, category=category)
     return authoring.add_version(session, letter.id, subject=subject, html=html, text=text)
+
+
+def approve_legal(session: Session, version: LetterVersion) -> LetterVersion:
+    """A legal letter needs a second person's approval before a campaign may use it."""
+    if version.requires_approval:
+        checker = users.create_user(session, f"legal-{version.id}@example.com",
+                                    "a long password 123", role=Role.EDITOR)  # fmt: skip
+        approvals.approve(session, version.id, user_id=checker.id)
+    return version
 
 
 def make_unchecked_version(

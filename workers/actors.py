@@ -40,6 +40,11 @@ def send_batch(delivery_ids: list[int]) -> None:
     )
     log.info("batch of %d: %s", len(delivery_ids), result)
     metrics.count(result)
+    if (
+        result.sent or result.ambiguous
+    ):  # the service points the letters gave (a campaign's grant), once
+        with runtime.database().unit_of_work() as session:
+            points.apply_grants(session, delivery_ids)
     if result.retry:
         with runtime.database().unit_of_work() as session:
             delay = sending.retry_delay_seconds(sending.highest_attempt(session, result.retry))
@@ -69,14 +74,22 @@ def _attribution() -> timedelta:
     return timedelta(days=runtime.settings().results.attribution_days)
 
 
-# Enqueued by the scheduler every hour; harmless twice (one expiry per contact and day).
+# Enqueued by the scheduler every hour; harmless twice (one expiry per contact and day,
+# one grant per letter).
 @dramatiq.actor(queue_name="reports", max_retries=0, time_limit=30 * 60 * 1000)
 def expire_points() -> None:
-    """Write the expiry of service points past their date (campaigns.service.points)."""
+    """Write the expiry of service points past their date, and the grants of sent letters
+    a send worker did not live to write (campaigns.service.points)."""
     with runtime.database().unit_of_work() as session:
         lost = points.expire_due(session, today=utcnow().date())
     if lost:
         log.info("service points expired for %d contact(s)", lost)
+    while True:
+        with runtime.database().unit_of_work() as session:
+            owed = points.apply_grants(session)
+        if not owed:
+            break
+        log.info("service points given with %d letter(s) sent earlier", owed)
 
 
 # Enqueued by the scheduler every REPORT_SECONDS; two at once are harmless (each rebuild

@@ -43,6 +43,7 @@ def create_campaign(
     priority: int = 0,
     cap_per_week: int | None = None,
     cap_gap_hours: int | None = None,
+    grant: Grant | None = None,
     created_by_id: int | None = None,
 ) -> Campaign:
     """Create a draft broadcast of one letter version to one segment (optionally paced).
@@ -65,6 +66,8 @@ def create_campaign(
     if cap_gap_hours is not None and not 0 <= cap_gap_hours <= 720:
         raise ValidationError("the campaign's gap must be 0 to 720 hours, or empty for the "
                               "settings'", field="cap_gap_hours")  # fmt: skip
+    if grant is not None:
+        grant.check()
     version = authoring.get_version(session, letter_version_id)
     approvals.check_usable(version)
     check_pairing(segments.get_segment(session, segment_id), version)
@@ -72,12 +75,65 @@ def create_campaign(
         name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
         holdout_percent=holdout_percent, rate_per_minute=rate_per_minute, priority=priority,
         cap_per_week=cap_per_week, cap_gap_hours=cap_gap_hours,
+        **(grant.columns() if grant is not None else {}),
         created_by_id=created_by_id,
         status=CampaignStatus.DRAFT,
     )  # fmt: skip
     session.add(campaign)
     session.flush()
     return campaign
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Service points a campaign's letter gives each recipient when it is sent: `points`,
+    or `loyal_points` for customers of at least `loyal_years` years; they expire
+    `expires_days` after the letter (None: never)."""
+
+    points: int
+    loyal_points: int | None = None
+    loyal_years: int | None = None
+    expires_days: int | None = None
+
+    def check(self) -> None:
+        if not 1 <= self.points <= 1000:
+            raise ValidationError("the points given must be 1 to 1,000 a letter",
+                                  field="grant_points")  # fmt: skip
+        if (self.loyal_points is None) != (self.loyal_years is None):
+            raise ValidationError("give both the loyal customers' points and the years that "
+                                  "make a customer loyal, or neither",
+                                  field="grant_loyal_points")  # fmt: skip
+        if self.loyal_points is not None and not 1 <= self.loyal_points <= 1000:
+            raise ValidationError("the loyal customers' points must be 1 to 1,000",
+                                  field="grant_loyal_points")  # fmt: skip
+        if self.loyal_years is not None and not 1 <= self.loyal_years <= 100:
+            raise ValidationError("the years that make a customer loyal must be 1 to 100",
+                                  field="grant_loyal_years")  # fmt: skip
+        if self.expires_days is not None and not 1 <= self.expires_days <= 3650:
+            raise ValidationError("the points must expire 1 to 3,650 days after the letter, "
+                                  "or never (leave it empty)",
+                                  field="grant_expires_days")  # fmt: skip
+
+    def columns(self) -> dict[str, int | None]:
+        return {"grant_points": self.points, "grant_loyal_points": self.loyal_points,
+                "grant_loyal_years": self.loyal_years,
+                "grant_expires_days": self.expires_days}  # fmt: skip
+
+    def describe(self) -> str:
+        """ "3 points (5 for customers of 5 years or more), expiring 365 days after the letter"."""
+        said = f"{self.points} point{'' if self.points == 1 else 's'}"
+        if self.loyal_points is not None:
+            said += f" ({self.loyal_points} for customers of {self.loyal_years} years or more)"
+        if self.expires_days:
+            said += f", expiring {self.expires_days} days after the letter"
+        return said
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> Grant | None:
+        if not campaign.grant_points:
+            return None
+        return cls(campaign.grant_points, campaign.grant_loyal_points,
+                   campaign.grant_loyal_years, campaign.grant_expires_days)  # fmt: skip
 
 
 def check_pairing(segment: Segment, version: LetterVersion) -> None:

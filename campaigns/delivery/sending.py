@@ -38,12 +38,13 @@ from campaigns.models import (
     CampaignStatus,
     Contact,
     Contract,
-    ContractStatus,
     Delivery,
     DeliveryState,
     LetterCategory,
     LetterKind,
     LetterVersion,
+    PointsEntry,
+    ServiceSettings,
     Suppression,
 )
 
@@ -131,6 +132,11 @@ class Draft:
     # Every matching contract (a campaign to a contracts segment), soonest-ending first.
     contracts: tuple[dict[str, Any], ...] = ()
     survey_scale: str = "csat"  # the letter's rating scale, for a survey's rating links
+    # The service settings' terms (context.service_terms), the same for the whole batch.
+    service: dict[str, Any] = field(default_factory=dict)
+    # Service points the letter's campaign gives this recipient (already in the balance
+    # `contact.service_points`); written to the points ledger once the letter is sent.
+    points_granted: int = 0
 
 
 def letter_context(
@@ -145,7 +151,7 @@ def letter_context(
     recipient = context.Recipient(
         delivery_id=draft.delivery_id, kind=draft.kind, contact=draft.contact,
         contract=draft.contract, renewal_target=draft.renewal_url, links=draft.links,
-        contracts=draft.contracts, survey_scale=draft.survey_scale,
+        contracts=draft.contracts, survey_scale=draft.survey_scale, service=draft.service,
     )  # fmt: skip
     merge_fields, _discount = context.build(
         recipient, company=settings.company, sender_name=settings.sender_name,
@@ -199,14 +205,27 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
     # view-online and acknowledgment pages show it again exactly as sent, and can prove it.
     detail: dict[str, Any] = {
         "recipient": context.snapshot(
-            draft.contact, draft.contract, draft.renewal_url, at=at, contracts=draft.contracts
+            draft.contact,
+            draft.contract,
+            draft.renewal_url,
+            at=at,
+            contracts=draft.contracts,
+            service=draft.service if _quotes_terms(draft) else None,
         ),
         "html_sha256": hashlib.sha256(rendered.html.encode()).hexdigest(),
     }
+    if draft.points_granted:  # campaigns.service.points.apply_grants writes it once sent
+        detail["points_granted"] = draft.points_granted
     discount = (merge_fields.get("contract") or {}).get("discount")
     if discount:
         detail["discount"] = _plain(discount)
     return Composed(message_id, data, detail)
+
+
+def _quotes_terms(draft: Draft) -> bool:
+    """Whether the letter may print the service settings (kept with it if so)."""
+    return any("service." in part or "incident_price" in part
+               for part in (draft.html, draft.text, draft.subject))  # fmt: skip
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
@@ -368,7 +387,8 @@ def _drafts(
         joinedload(LetterVersion.letter),
     )  # fmt: skip
     campaigns = _by_id(session, Campaign, {d.campaign_id for d in deliveries if d.campaign_id})
-    points = _service_points(session, set(contacts))
+    points = service_points(session, set(contacts))
+    terms = context.service_terms(session.get(ServiceSettings, 1))
     capped = capping.blocked_now(session, [
         (d.id, versions[d.letter_version_id].letter.category,
          capping.for_campaign(caps, campaigns.get(d.campaign_id or 0)))
@@ -394,8 +414,10 @@ def _drafts(
             continue
         contract = contracts.get(delivery.contract_id) if delivery.contract_id else None
         matching = [contracts[i] for i in matching_ids(delivery) if i in contracts]
+        granted = campaign.grant_for(contact.customer_since, now.date()) if campaign else 0
         drafts.append(draft_of(delivery, contact, contract, version, campaign,
-                               points.get(contact.id, 0), matching))  # fmt: skip
+                               points.get(contact.id, 0) + granted, matching,
+                               service=terms, granted=granted))  # fmt: skip
     if handed_back:
         release(session, handed_back, refund=True, due_at=now)
         result.skipped += len(handed_back)
@@ -409,14 +431,14 @@ def _by_id(session: Session, model: type[_M], ids: set[int], *options: Any) -> d
     return {row.id: row for row in session.scalars(query)}  # type: ignore[attr-defined]
 
 
-def _service_points(session: Session, contact_ids: set[int]) -> dict[int, int]:
-    """Each contact's service points: the balance over their active contracts."""
+def service_points(session: Session, contact_ids: set[int]) -> dict[int, int]:
+    """Each contact's service points: the sum of their points ledger (0 without entries)."""
     if not contact_ids:
         return {}
     query = (
-        select(Contract.contact_id, func.sum(Contract.service_points))
-        .where(Contract.contact_id.in_(contact_ids), Contract.status == ContractStatus.ACTIVE)
-        .group_by(Contract.contact_id)
+        select(PointsEntry.contact_id, func.sum(PointsEntry.amount))
+        .where(PointsEntry.contact_id.in_(contact_ids))
+        .group_by(PointsEntry.contact_id)
     )
     return {contact_id: int(total or 0) for contact_id, total in session.execute(query)}
 
@@ -428,7 +450,8 @@ def matching_ids(delivery: Delivery) -> list[int]:
 
 def draft_of(
     delivery: Delivery, contact: Contact, contract: Contract | None, version: LetterVersion,
-    campaign: Campaign | None, service_points: int, matching: list[Contract] | None = None,
+    campaign: Campaign | None, service_points: int, matching: list[Contract] | None = None, *,
+    service: dict[str, Any] | None = None, granted: int = 0,
 ) -> Draft:  # fmt: skip
     """The Draft of one ledger row, from its rows read in a unit of work."""
     content = translations.content_for(version, contact.locale)  # the contact's locale variant
@@ -445,7 +468,7 @@ def draft_of(
         contact=person, contract=cover, renewal_url=renewal_url,
         contracts=tuple(context.contract_values(c)
                         for c in sorted(matching or (), key=lambda c: (c.ends_on, c.id))),
-        survey_scale=version.letter.survey_scale,
+        survey_scale=version.letter.survey_scale, service=service or {}, points_granted=granted,
     )  # fmt: skip
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from campaigns.accounts import audit
@@ -27,10 +26,10 @@ from campaigns.delivery.mailer import (
     dkim_signer,
     new_message_id,
 )
-from campaigns.delivery.sending import RETURN_PATH_USER
+from campaigns.delivery.sending import RETURN_PATH_USER, service_points
 from campaigns.errors import ConfigError, NotFound, ValidationError
 from campaigns.letters import authoring, context, rendering, translations
-from campaigns.models import Contact, Contract, ContractStatus, LetterCategory, LetterKind
+from campaigns.models import Contact, LetterCategory, LetterKind, ServiceSettings
 
 SUBJECT_PREFIX = "[Test] "
 SEARCH_LIMIT = 10
@@ -90,16 +89,13 @@ def recipient(
         if contract is None:
             raise ValidationError(f"contract #{contract_id} is not {contact.email}'s",
                                   field="contract_id")  # fmt: skip
-    points = session.scalar(
-        select(func.sum(Contract.service_points))
-        .where(Contract.contact_id == contact.id, Contract.status == ContractStatus.ACTIVE)
-    )  # fmt: skip
-    # The same values a ledger row's letter gets (delivery.sending._draft).
+    # The same values a ledger row's letter gets (delivery.sending._drafts).
     person, cover, renewal_target = context.recipient_values(
-        contact, contract, service_points=int(points or 0)
+        contact, contract, service_points=service_points(session, {contact.id}).get(contact.id, 0)
     )
+    terms = context.service_terms(session.get(ServiceSettings, 1))
     return context.Recipient(delivery_id=0, kind=kind, links={}, contact=person, contract=cover,
-                             renewal_target=renewal_target)  # fmt: skip
+                             renewal_target=renewal_target, service=terms)  # fmt: skip
 
 
 def merge_fields(

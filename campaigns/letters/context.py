@@ -5,7 +5,8 @@ field              what it holds
 =================  ===========================================================================
 contact            the recipient: email, first_name, last_name, name (first and last name,
                    else the address), locale, time_zone, customer_since, lifetime_spend,
-                   service_points (the balance over their active contracts), attributes.NAME
+                   service_points (the points ledger's balance, with what this letter
+                   grants already counted), attributes.NAME
 contract           the contract the letter is about (segments of contracts only): product,
                    plan, starts_on, ends_on, days_left (from today in the contact's time
                    zone), price, currency, service_points, attributes.NAME; in renewal
@@ -16,8 +17,11 @@ contracts          every matching contract of the contact (a campaign to a contr
                    an automation's letter is about one contract: [contract]
 company            from settings: name, address, address_lines, support_email,
                    support_terms_url, logo_url, brand_colour, currency, incident_price
-                   (priority phone support, per incident), discount_percent,
-                   discount_min_years, discount_min_spend
+                   (priority phone support, per incident: the service settings' fee when
+                   one is set there), discount_percent, discount_min_years,
+                   discount_min_spend
+service            the admin's service settings: policy_text, policy_paragraphs (the text
+                   split at blank lines), packages (each: name, points, price)
 renewal_url        the contract's tracked renewal link (/r/<token>), never its raw URL
 unsubscribe_url    the recipient's own signed links; preferences_url, acknowledge_url and
  …                 view_online_url likewise
@@ -35,6 +39,7 @@ missing fields: printing one fails that letter with the field named (see fields.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,7 +56,7 @@ from jinja2 import Undefined
 
 from campaigns.config import Company
 from campaigns.letters import fields
-from campaigns.models import Contact, Contract, LetterKind
+from campaigns.models import Contact, Contract, LetterKind, ServiceSettings
 
 RATINGS = range(1, 6)
 DATE_FORMATS = ("short", "medium", "long", "full")
@@ -183,6 +188,35 @@ def company_fields(company: Company) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def service_terms(row: ServiceSettings | None) -> dict[str, Any]:
+    """The service settings a letter may quote, as plain JSON values (kept in a snapshot)."""
+    if row is None:
+        return {}
+    return {
+        "policy_text": row.policy_text,
+        "incident_fee": str(row.incident_fee) if row.incident_fee is not None else None,
+        "currency": row.currency,
+        "packages": [dict(package) for package in row.packages or ()],
+    }
+
+
+def service_fields(terms: Mapping[str, Any]) -> dict[str, Any]:
+    """The `service` merge field of `service_terms`: the policy text (whole and by
+    paragraph) and the points packages on offer, prices as amounts."""
+    text = str(terms.get("policy_text") or "").strip()
+    packages = [
+        {"name": str(p.get("name") or ""), "points": int(p.get("points") or 0),
+         "price": Decimal(str(p.get("price") or 0)),
+         "currency": str(p.get("currency") or terms.get("currency") or "")}
+        for p in terms.get("packages") or ()
+    ]  # fmt: skip
+    return {
+        "policy_text": text,
+        "policy_paragraphs": [part.strip() for part in text.split("\n\n") if part.strip()],
+        "packages": packages,
+    }
+
+
 def contract_fields(
     contract: Mapping[str, Any], *, today: date, discount: Discount | None
 ) -> dict[str, Any]:
@@ -232,9 +266,11 @@ _AMOUNTS = {"lifetime_spend", "price"}
 def snapshot(
     contact: Mapping[str, Any], contract: Mapping[str, Any] | None, renewal_target: str, *,
     at: datetime, contracts: Sequence[Mapping[str, Any]] = (),
+    service: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """What a letter was rendered from, as JSON values: its ledger row keeps it so the letter
-    can be shown again exactly as sent, whatever changed in the contact since."""
+    can be shown again exactly as sent, whatever changed in the contact (or the service
+    settings it quoted) since."""
 
     def plain(values: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v.isoformat() if k in _DATES and v is not None
@@ -247,6 +283,8 @@ def snapshot(
     }  # fmt: skip
     if contracts:
         kept["contracts"] = [plain(other) for other in contracts]
+    if service:
+        kept["service"] = dict(service)
     return kept
 
 
@@ -287,6 +325,8 @@ class Recipient:
     contracts: Sequence[Mapping[str, Any]] = ()
     # A survey letter's rating scale (Letter.survey_scale): "csat" 1–5, "nps" 0–10.
     survey_scale: str = "csat"
+    # The service settings' terms (`service_terms`); empty: none set.
+    service: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def build(
@@ -295,6 +335,10 @@ def build(
 ) -> tuple[dict[str, Any], Discount | None]:  # fmt: skip
     """The merge context of one recipient's letter, and the discount it offers (if any)."""
     contact, contract = recipient.contact, recipient.contract
+    terms = recipient.service
+    fee = terms.get("incident_fee")
+    if fee is not None and Decimal(str(fee)) != company.incident_price:
+        company = dataclasses.replace(company, incident_price=Decimal(str(fee)))
     time_zone = str(contact.get("time_zone") or "UTC")
     today = today_in(time_zone, now)
     delivery_id, links, base = recipient.delivery_id, recipient.links, public_url
@@ -332,6 +376,7 @@ def build(
         if shown_contract
         else [],
         "company": _company_fields(company),
+        "service": service_fields(terms),
         "unsubscribe_url": f"{base}/u/{signer.sign('unsubscribe', delivery_id)}",
         "preferences_url": f"{base}/p/{signer.sign('preferences', delivery_id)}",
         "acknowledge_url": f"{base}/a/{signer.sign('acknowledge', delivery_id)}",

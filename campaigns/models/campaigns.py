@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
@@ -71,6 +71,17 @@ class Campaign(Base):
 
     segment: Mapped[Segment] = relationship()
     letter_version: Mapped[LetterVersion] = relationship()
+
+    def grant_for(self, customer_since: date | None, today: date) -> int:
+        """The service points this campaign's letter gives a customer (since that date)."""
+        if not self.grant_points:
+            return 0
+        loyal, years = self.grant_loyal_points, self.grant_loyal_years
+        if loyal is not None and years and customer_since is not None:
+            anniversary = (today.month, today.day) < (customer_since.month, customer_since.day)
+            if today.year - customer_since.year - anniversary >= years:
+                return loyal
+        return self.grant_points
 
 
 class AutomationTrigger(StrEnum):

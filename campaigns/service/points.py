@@ -21,13 +21,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.db import utcnow
 from campaigns.errors import Conflict, NotFound, ValidationError
-from campaigns.models import CREDITS, DEBITS, Contact, PointsEntry, PointsKind
+from campaigns.models import (
+    CREDITS,
+    DEBITS,
+    DELIVERED_STATES,
+    Campaign,
+    Contact,
+    Delivery,
+    PointsEntry,
+    PointsKind,
+)
 
 MAX_AMOUNT = 1_000_000
 CLOCK_SKEW = timedelta(minutes=10)  # a time this far ahead of the clock is still taken
@@ -168,6 +177,73 @@ def _replay(
             f"#{found.contact_id}, {found.kind} {found.amount:+d}); use a new key"
         )
     return Recorded(found, created=False)
+
+
+def apply_grants(
+    session: Session, delivery_ids: list[int] | None = None, *, limit: int = 5_000
+) -> int:
+    """Write the points that sent campaign letters gave their recipients: one grant entry
+    per letter, once (the ledger's unique delivery_id), worth what the letter said
+    (`Delivery.detail["points_granted"]`); return how many were written.
+
+    With `delivery_ids`, only those rows (a send batch just done); without, every letter
+    still owed its grant (the scheduler's sweep after a worker died between the send and
+    this). Held-out, suppressed and failed rows were never sent: they get nothing. A letter
+    whose fate is unknown (`ambiguous`) may have been read, so it gets its points too.
+    """
+    granted = Delivery.detail["points_granted"].as_integer()
+    owed = (
+        select(Delivery.id, Delivery.contact_id, Delivery.contract_id, Delivery.campaign_id,
+               granted.label("amount"), Delivery.sent_at, Campaign.grant_expires_days,
+               Campaign.name)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Campaign.grant_points.is_not(None), Delivery.state.in_(DELIVERED_STATES),
+               granted > 0, ~exists().where(PointsEntry.delivery_id == Delivery.id))
+        .order_by(Delivery.id)
+        .limit(limit)
+    )  # fmt: skip
+    if delivery_ids is not None:
+        owed = owed.where(Delivery.id.in_(delivery_ids))
+    rows = session.execute(owed).all()
+    if not rows:
+        return 0
+    contact_ids = sorted({row.contact_id for row in rows})
+    # One writer per contact at a time (as `record`), in id order so two sweeps never
+    # deadlock; then only what is still owed: another sweep may have written it meanwhile.
+    session.execute(select(Contact.id).where(Contact.id.in_(contact_ids))
+                    .order_by(Contact.id).with_for_update())  # fmt: skip
+    done = set(session.scalars(select(PointsEntry.delivery_id).where(
+        PointsEntry.delivery_id.in_([row.id for row in rows]))))  # fmt: skip
+    running = balances(session, contact_ids)
+    entries = []
+    for row in rows:
+        if row.id in done:
+            continue
+        running[row.contact_id] += row.amount
+        at = row.sent_at or utcnow()
+        expires = (at.date() + timedelta(days=row.grant_expires_days)
+                   if row.grant_expires_days else None)  # fmt: skip
+        entries.append({
+            "contact_id": row.contact_id, "contract_id": row.contract_id,
+            "kind": PointsKind.GRANT, "amount": row.amount,
+            "balance_after": running[row.contact_id],
+            "reason": f"given with the letter of campaign {row.name!r}", "source": "campaign",
+            "campaign_id": row.campaign_id, "delivery_id": row.id,
+            "idempotency_key": f"grant:{row.id}", "expires_on": expires, "occurred_at": at,
+        })  # fmt: skip
+    if entries:
+        session.execute(insert(PointsEntry), entries)
+    return len(entries)
+
+
+def granted_by_campaign(session: Session, campaign_id: int) -> tuple[int, int]:
+    """The points a campaign's letters gave: (entries, points)."""
+    count, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+            PointsEntry.campaign_id == campaign_id, PointsEntry.kind == PointsKind.GRANT
+        )
+    ).one()
+    return int(count), int(total)
 
 
 def _lock(session: Session, contact_id: int) -> None:

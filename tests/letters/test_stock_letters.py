@@ -26,7 +26,8 @@ from campaigns.delivery.tokens import Tokens
 from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import authoring, context, rendering, stock
 from campaigns.letters.context import today_in
-from campaigns.models import Delivery, DeliveryState, LetterKind
+from campaigns.models import Delivery, DeliveryState, LetterKind, PointsKind
+from campaigns.service import points
 
 PUBLIC = "https://mail.example.com"
 TRACKED = re.compile(rf"^{re.escape(PUBLIC)}/(c|r|u|p|a|v|s)/[A-Za-z0-9_.-]+$")
@@ -85,6 +86,9 @@ def _ada(s: Session, *, ends_on: date) -> tuple[int, int]:
         ends_on=ends_on, price=Decimal("480.00"), service_points=12,
         renewal_url="https://shop.example.com/renew/ada?plan=annual",
     )  # fmt: skip
+    # Her balance is her points ledger's: 15 given, 3 used.
+    points.record(s, ada.id, PointsKind.GRANT, 15, source="admin", reason="loyalty")
+    points.record(s, ada.id, PointsKind.USE, 3, source="api")
     return ada.id, contract.id
 
 
@@ -209,7 +213,7 @@ def test_letters_about_the_contact_alone_go_to_a_segment_of_contacts(
 
     assert set(letters) == {LetterKind.POLICY, LetterKind.SURVEY}
     policy = _parts(letters[LetterKind.POLICY][0])[1]
-    assert "Your service points 12" in policy  # the balance of Ada's active contracts
+    assert "Your service points 12" in policy  # the balance of Ada's points ledger
 
 
 def _recipient(ends_on: date, *, kind: LetterKind, customer_since: date | None = None,

@@ -123,3 +123,24 @@ def test_a_campaign_is_scheduled_in_the_users_time_zone_with_its_priority_and_ca
         assert (campaign.cap_per_week, campaign.cap_gap_hours) == (None, 6)
         # 09:00 in Berlin on the first Monday of summer time is 07:00 UTC.
         assert campaign.send_at == datetime(2027, 3, 29, 7, 0, tzinfo=UTC)
+
+
+def test_a_campaign_carries_a_points_grant_shown_on_its_page(app: Flask, db: Database) -> None:
+    with db.unit_of_work() as s:
+        segment_id, version_id = make_segment(s).id, make_version(s).id
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    fields = {"segment_id": segment_id, "letter_version_id": version_id,
+              "csrf_token": csrf_token(client, "/campaigns/new"), "name": "Gift"}  # fmt: skip
+    bad = client.post("/campaigns", data={**fields, "grant_points": "3", "grant_loyal_points": "5"})
+    said = client.get(bad.headers["Location"]).get_data(as_text=True)
+    assert "give both the loyal customers" in said
+    answer = client.post("/campaigns", data={**fields, "grant_points": "3",
+                                             "grant_loyal_points": "5", "grant_loyal_years": "5",
+                                             "grant_expires_days": "365"})  # fmt: skip
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert ("3 points (5 for customers of 5 years or more), expiring 365 days after the letter"
+            " — so far 0 points to 0 recipients") in page  # fmt: skip
+    with db.unit_of_work() as s:
+        (campaign,) = s.scalars(select(Campaign))
+        assert (campaign.grant_points, campaign.grant_loyal_points) == (3, 5)

@@ -25,6 +25,7 @@ from campaigns.errors import InvalidTransition, ValidationError
 from campaigns.letters import approvals, authoring
 from campaigns.letters.context import zone
 from campaigns.models import CampaignStatus, DeliveryState, Role
+from campaigns.service import points
 from campaigns.tracking import acknowledgments, reports
 from campaigns.web.auth import requires
 from campaigns.web.context import enqueue, settings, unit_of_work
@@ -63,7 +64,7 @@ def campaign_create() -> Response:
                 priority=_int(form, "priority", default=0),
                 cap_per_week=_optional(form, "cap_per_week"),
                 cap_gap_hours=_optional(form, "cap_gap_hours"),
-                created_by_id=g.user["id"],
+                grant=_grant(form), created_by_id=g.user["id"],
             )  # fmt: skip
             campaign_id = campaign.id
     except ValidationError as exc:
@@ -71,6 +72,18 @@ def campaign_create() -> Response:
         return redirect(url_for("campaigns.campaign_new"))
     flash("Campaign created as a draft. Schedule it when it is ready.", "success")
     return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+
+
+def _grant(form: dict[str, str]) -> scheduling.Grant | None:
+    """The points the campaign's letters give (none when "points to each" is empty)."""
+    points = _optional(form, "grant_points")
+    if points is None:
+        return None
+    return scheduling.Grant(
+        points, loyal_points=_optional(form, "grant_loyal_points"),
+        loyal_years=_optional(form, "grant_loyal_years"),
+        expires_days=_optional(form, "grant_expires_days"),
+    )  # fmt: skip
 
 
 def _optional(form: dict[str, str], name: str) -> int | None:
@@ -102,6 +115,8 @@ def campaign_detail(campaign_id: int) -> str:
             counts=ledger.counts_by_state(s, campaign_id),
             state=state, rows=ledger.list_rows(s, campaign_id, state=state),
             funnels=reports.campaign_funnels(s, campaign_id=campaign_id),
+            grant=scheduling.Grant.of(campaign),
+            granted=points.granted_by_campaign(s, campaign_id),
         )  # fmt: skip
 
 
