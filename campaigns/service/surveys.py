@@ -164,10 +164,7 @@ def click(
     session.add(event)
     session.flush()
     if why is not None:
-        if response is None or (response.score != score and _open(response, now)):
-            return Answer(Outcome.CONFIRM, score, target.scale, response)
-        shown = Outcome.UNCHANGED if response.score == score else Outcome.CLOSED
-        return Answer(shown, score, target.scale, response)
+        return _unrecorded(target, response, score, now)
     before = _state(response)
     answer = _apply(session, target, response, score, comment=None, client=client, now=now,
                     click_event_id=event.id)  # fmt: skip
@@ -194,6 +191,25 @@ def answer(
                   click_event_id=None)  # fmt: skip
 
 
+def look(session: Session, delivery_id: int, score: int, *, now: datetime | None = None) -> Answer:
+    """What the page would show for a rating link, recording nothing (staff trying a letter's
+    links, a form refused)."""
+    target = _target(session, delivery_id, score)
+    return _unrecorded(target, response_of(session, delivery_id), score, now or utcnow())
+
+
+def _unrecorded(
+    target: _Target, response: SurveyResponse | None, score: int, now: datetime
+) -> Answer:
+    """The page for a score not recorded: asking to confirm it, unless it is the score
+    recorded already or the response can no longer change."""
+    if response is not None and response.score == score:
+        return Answer(Outcome.UNCHANGED, score, target.scale, response)
+    if response is not None and not _open(response, now):
+        return Answer(Outcome.CLOSED, score, target.scale, response)
+    return Answer(Outcome.CONFIRM, score, target.scale, response)
+
+
 def _open(response: SurveyResponse, now: datetime) -> bool:
     return now <= response.responded_at + CHANGE_WINDOW
 
@@ -218,7 +234,7 @@ def _apply(
     changed = response.score != score or (comment is not None and comment != response.comment)
     if not changed:
         return Answer(Outcome.UNCHANGED, score, target.scale, response)
-    if is_detractor(response.scale, score) and not is_detractor(response.scale, response.score):
+    if is_detractor(target.scale, score) and not is_detractor(target.scale, response.score):
         response.detractor_at = now
     response.score = score
     if comment is not None:
@@ -226,7 +242,7 @@ def _apply(
     response.changed_at, response.click_event_id = now, click_event_id
     response.remote_addr, response.user_agent = client.remote_addr[:64], client.user_agent[:500]
     session.flush()
-    return Answer(Outcome.CHANGED, score, response.scale, response)
+    return Answer(Outcome.CHANGED, score, target.scale, response)
 
 
 def _state(response: SurveyResponse | None) -> dict[str, Any] | None:

@@ -1,8 +1,8 @@
 """Customer-facing pages and endpoints: no login, signed tokens, readable on a phone.
 
 One module per concept: `tracking` (open pixel, tracked clicks, renewal links),
-`subscriptions` (unsubscribe, one-click, preferences), `letters` (view online,
-acknowledgment), `relays` (hosted relays' bounce and complaint notifications).
+`subscriptions` (unsubscribe, one-click, preferences), `surveys` (rating links), `letters`
+(view online, acknowledgment), `relays` (hosted relays' bounce and complaint notifications).
 """
 
 from __future__ import annotations
@@ -24,4 +24,4 @@ def csrf_exempt(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
-from campaigns.web.public import letters, relays, subscriptions, tracking  # noqa: E402,F401  (routes)
+from campaigns.web.public import letters, relays, subscriptions, surveys, tracking  # noqa: E402,F401  (routes)
