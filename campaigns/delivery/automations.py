@@ -25,6 +25,14 @@ here, so each step is one `INSERT … SELECT` over the contracts index, on both 
   priority order (campaigns.delivery.caps.rank), so a higher one takes a contested slot.
 - **Holdout**: a stable share of each automation's contracts (the same contracts for all
   of its steps) is written `held_out`, with the same step, contract and term.
+
+The support side triggers per *occasion* instead of per contract term, each once (the
+ledger's unique (step, occasion)): "points_low" N days after the points entry that took the
+balance from above `threshold` to it or below ("points:ENTRY"; not while the balance is
+back above it); "points_expiring" N days before the expiry date of a contact's credited
+points, while they hold points ("expiry:CONTACT:DATE"); "incident_closed" N days after a
+help-desk incident was closed ("incident:ID", the satisfaction survey). Days count in the
+contact's time zone, with the same lateness, send window, caps and holdout.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    String,
     and_,
     cast,
     exists,
@@ -72,12 +81,15 @@ from campaigns.models import (
     ContractStatus,
     Delivery,
     DeliveryState,
+    Incident,
     Letter,
     LetterKind,
     LetterVersion,
+    PointsEntry,
     Segment,
 )
 from campaigns.models.letters import LetterNeeds
+from campaigns.models.service import CREDITS
 
 Trigger = AutomationTrigger
 WEEKDAYS = "1234567"
@@ -89,6 +101,11 @@ LIVE = {
     Trigger.ON_END: (ContractStatus.ACTIVE, ContractStatus.EXPIRED),
     Trigger.AFTER_END: (ContractStatus.ACTIVE, ContractStatus.EXPIRED),
 }
+# Triggers about a contact's support, not a contract: one letter per occasion.
+SUPPORT = frozenset({Trigger.POINTS_LOW, Trigger.POINTS_EXPIRING, Trigger.INCIDENT_CLOSED})
+# Triggers whose steps come before their date (N days before the end, before the expiry).
+BEFORE = frozenset({Trigger.BEFORE_END, Trigger.POINTS_EXPIRING})
+MAX_THRESHOLD = 100_000
 RENEWED_REASON = "the contract was renewed (or ended) before this letter could go"
 ACKNOWLEDGED_REASON = "the letter it reminds of was acknowledged meanwhile"
 
@@ -105,7 +122,7 @@ class StepInput:
 def _check(
     session: Session, *, name: str, trigger: str, steps: list[StepInput], holdout_percent: int,
     max_late_days: int, window_days: str, window_start_hour: int, window_end_hour: int,
-    letter_id: int | None,
+    letter_id: int | None, threshold: int | None = None,
 ) -> Trigger:  # fmt: skip
     if not name.strip():
         raise ValidationError("an automation needs a name", field="name")
@@ -119,6 +136,9 @@ def _check(
         if awaited is None or awaited.kind != LetterKind.POLICY:
             raise ValidationError("choose the policy letter whose acknowledgment is awaited",
                                   field="letter_id")  # fmt: skip
+    if kind == Trigger.POINTS_LOW and (threshold is None or not 0 <= threshold <= MAX_THRESHOLD):
+        raise ValidationError(f"say at which balance it fires: 0 to {MAX_THRESHOLD:,} points",
+                              field="threshold")  # fmt: skip
     if not steps:
         raise ValidationError("add at least one step (a letter and its day)", field="steps")
     offsets = [s.offset_days for s in steps]
@@ -136,6 +156,10 @@ def _check(
             raise ValidationError(f"step {index}: 0 days before the end is the end date; "
                                   "use the trigger 'on the end date' for it",
                                   field=f"steps.{index}.offset_days")  # fmt: skip
+        if kind == Trigger.POINTS_EXPIRING and step.offset_days == 0:
+            raise ValidationError(f"step {index}: on the expiry day the points are gone; "
+                                  "warn at least a day before",
+                                  field=f"steps.{index}.offset_days")  # fmt: skip
         try:
             version = authoring.get_version(session, step.letter_version_id)
             approvals.check_usable(version)
@@ -143,6 +167,11 @@ def _check(
                 raise ValidationError(
                     f"{version.label} needs a contract, and a reminder to acknowledge is "
                     "about the letter, not a contract"
+                )
+            if kind in SUPPORT and version.needs == LetterNeeds.CONTRACT:
+                raise ValidationError(
+                    f"{version.label} needs a contract, and this trigger is about the "
+                    "customer's support (points, incidents), not a contract"
                 )
         except NotFound:
             raise ValidationError(f"step {index}: that letter version does not exist (any "
@@ -168,7 +197,7 @@ def create_automation(
     session: Session, name: str, *, trigger: str, steps: list[StepInput],
     segment_id: int | None = None, holdout_percent: int = 0, max_late_days: int = 3,
     window_days: str = WEEKDAYS, window_start_hour: int = 0, window_end_hour: int = 24,
-    enabled: bool = False, letter_id: int | None = None,
+    enabled: bool = False, letter_id: int | None = None, threshold: int | None = None,
 ) -> Automation:  # fmt: skip
     """Create an automation with its steps (off until enabled, unless `enabled`)."""
     automation = Automation(name="", trigger=Trigger.BEFORE_END)
@@ -177,7 +206,7 @@ def create_automation(
         session, automation, name=name, trigger=trigger, steps=steps, segment_id=segment_id,
         holdout_percent=holdout_percent, max_late_days=max_late_days, window_days=window_days,
         window_start_hour=window_start_hour, window_end_hour=window_end_hour, enabled=enabled,
-        letter_id=letter_id,
+        letter_id=letter_id, threshold=threshold,
     )  # fmt: skip
 
 
@@ -185,14 +214,15 @@ def update_automation(
     session: Session, automation: Automation, *, name: str, trigger: str,
     steps: list[StepInput], segment_id: int | None, holdout_percent: int, max_late_days: int,
     window_days: str, window_start_hour: int, window_end_hour: int, enabled: bool,
-    letter_id: int | None = None,
+    letter_id: int | None = None, threshold: int | None = None,
 ) -> Automation:  # fmt: skip
     """Change an automation. A step keeps its ledger rows (and so never re-sends) as long as
     its day stays; a step whose letters went out cannot be removed — turn it off instead."""
     kind = _check(session, name=name, trigger=trigger, steps=steps,
                   holdout_percent=holdout_percent, max_late_days=max_late_days,
                   window_days=window_days, window_start_hour=window_start_hour,
-                  window_end_hour=window_end_hour, letter_id=letter_id)  # fmt: skip
+                  window_end_hour=window_end_hour, letter_id=letter_id,
+                  threshold=threshold)  # fmt: skip
     if segment_id is not None and session.get(Segment, segment_id) is None:
         raise ValidationError("that segment does not exist (any more); choose another",
                               field="segment_id")  # fmt: skip
@@ -222,6 +252,7 @@ def update_automation(
     automation.trigger = kind
     automation.segment_id = segment_id
     automation.letter_id = letter_id if kind == Trigger.UNACKNOWLEDGED else None
+    automation.threshold = threshold if kind == Trigger.POINTS_LOW else None
     automation.holdout_percent = holdout_percent
     automation.max_late_days = max_late_days
     automation.window_days = "".join(sorted(set(window_days)))
@@ -273,7 +304,7 @@ class Timing:
         low = today - timedelta(days=self.shift + self.late)
         if self.next_shift is not None:
             low = max(low, today - timedelta(days=self.next_shift - 1))
-        if self.trigger == Trigger.BEFORE_END:
+        if self.trigger in BEFORE:
             low = max(low, today + timedelta(days=1))  # never a reminder once it has ended
         return low, today - timedelta(days=self.shift)
 
@@ -283,7 +314,7 @@ class Timing:
 
 def timings(automation: Automation) -> list[Timing]:
     """Each step's timing, in the order its day comes."""
-    sign = -1 if automation.trigger == Trigger.BEFORE_END else 1  # days after the anchor
+    sign = -1 if automation.trigger in BEFORE else 1  # days after the anchor
     ordered = sorted(automation.steps, key=lambda s: sign * s.offset_days)
     shifts = [sign * s.offset_days for s in ordered]
     return [
@@ -313,9 +344,11 @@ def local_dates(time_zones: Iterable[str], now: datetime,
     return dict(groups)
 
 
-def _valid(timing: Timing, groups: dict[date, list[str]]) -> ColumnElement[bool]:
-    """The contract's step is valid today where its contact lives."""
-    column = anchor(timing.trigger)
+def _valid(
+    timing: Timing, groups: dict[date, list[str]], column: Any = None
+) -> ColumnElement[bool]:
+    """The contract's (or `column`'s date's) step is valid today where its contact lives."""
+    column = anchor(timing.trigger) if column is None else column
     parts = []
     for today, zones in groups.items():
         low, high = timing.anchor_range(today)
@@ -361,6 +394,8 @@ def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
         return 0
     if step.timing.trigger == Trigger.UNACKNOWLEDGED:
         chosen = _unacknowledged(step, groups).subquery()
+    elif step.timing.trigger in SUPPORT:
+        chosen = _occasions(step, groups, now=now).subquery()
     else:
         chosen = _contracts_due(step, groups, now=now).subquery()
     automation, version = step.automation, step.timing.step.letter_version
@@ -379,12 +414,12 @@ def fire(session: Session, step: Step, *, now: datetime, caps: Caps,
     at = literal(now, UTCDateTime())
     rows = select(
         literal(step.timing.step.id), contact_id, chosen.c.contract_id, chosen.c.term,
-        chosen.c.reminds_id, literal(automation.segment_id), literal(version.id),
-        chosen.c.email, state, reason, literal(0), at, at,
+        chosen.c.reminds_id, chosen.c.occasion, literal(automation.segment_id),
+        literal(version.id), chosen.c.email, state, reason, literal(0), at, at,
     ).where(true())  # SQLite reads "FROM x ON CONFLICT" as a join without it  # fmt: skip
     columns = ["automation_step_id", "contact_id", "contract_id", "term", "reminds_id",
-               "segment_id", "letter_version_id", "email", "state", "reason", "attempts",
-               "created_at", "due_at"]  # fmt: skip
+               "occasion", "segment_id", "letter_version_id", "email", "state", "reason",
+               "attempts", "created_at", "due_at"]  # fmt: skip
     stmt = ledger.insert_ignoring_duplicates(session, Delivery).from_select(columns, rows)
     result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return _count(result)
@@ -402,6 +437,7 @@ def _contracts_due(step: Step, groups: dict[date, list[str]], *, now: datetime) 
             func.row_number().over(partition_by=Contract.contact_id,
                                    order_by=(column, Contract.id)).label("place"),
             Contract.id.label("subject"), cast(null(), Integer).label("reminds_id"),
+            cast(null(), String).label("occasion"),
         )
         .join(Contact, Contact.id == Contract.contact_id)
         .where(
@@ -455,6 +491,7 @@ def _unacknowledged(step: Step, groups: dict[date, list[str]]) -> Select[Any]:
             func.row_number().over(partition_by=letter.contact_id,
                                    order_by=letter.id).label("place"),
             letter.id.label("subject"), letter.id.label("reminds_id"),
+            cast(null(), String).label("occasion"),
         )
         .join(Contact, Contact.id == letter.contact_id)
         .join(LetterVersion, LetterVersion.id == letter.letter_version_id)
@@ -471,6 +508,80 @@ def _unacknowledged(step: Step, groups: dict[date, list[str]]) -> Select[Any]:
     )  # fmt: skip
     if automation.segment is not None:
         query = query.where(_in_segment(automation, utcnow().date(), contact_id=letter.contact_id))
+    return query
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a support trigger's occasions come from: the ledger's `occasion` key of each,
+    the contact, what the holdout draws, and the conditions of one being due."""
+
+    occasion: ColumnElement[str]
+    contact_id: Any
+    subject: Any
+    due: list[ColumnElement[bool]]
+
+
+def _balance_of(contact_id: Any) -> Any:
+    """The contact's points balance now: its latest entry's balance after it."""
+    latest = aliased(PointsEntry)
+    return (
+        select(latest.balance_after).where(latest.contact_id == contact_id)
+        .order_by(latest.id.desc()).limit(1).scalar_subquery()
+    )  # fmt: skip
+
+
+def _source(automation: Automation, timing: Timing, groups: dict[date, list[str]]) -> Source:
+    """The occasions of a support trigger due on the local dates of `groups`."""
+    trigger = timing.trigger
+    if trigger == Trigger.POINTS_LOW:
+        entry, threshold = aliased(PointsEntry), automation.threshold or 0
+        return Source(
+            literal("points:") + cast(entry.id, String), entry.contact_id, entry.id,
+            [entry.balance_after <= threshold, entry.balance_after - entry.amount > threshold,
+             _sent_within(timing, groups, entry.occurred_at),
+             _balance_of(entry.contact_id) <= threshold],
+        )  # fmt: skip
+    if trigger == Trigger.POINTS_EXPIRING:
+        credit = aliased(PointsEntry)
+        return Source(
+            literal("expiry:") + cast(credit.contact_id, String) + literal(":")
+            + cast(credit.expires_on, String),
+            credit.contact_id, credit.contact_id,
+            [credit.kind.in_(CREDITS), credit.expires_on.is_not(None),
+             _valid(timing, groups, credit.expires_on), _balance_of(credit.contact_id) > 0],
+        )  # fmt: skip
+    incident = aliased(Incident)
+    return Source(
+        literal("incident:") + cast(incident.id, String), incident.contact_id, incident.id,
+        [incident.closed_at.is_not(None), _sent_within(timing, groups, incident.closed_at)],
+    )  # fmt: skip
+
+
+def _occasions(step: Step, groups: dict[date, list[str]], *, now: datetime) -> Select[Any]:
+    """The support occasions due now with no letter of this step yet: the same columns as
+    `_contracts_due`, about the occasion instead of a contract."""
+    automation, timing = step.automation, step.timing
+    source = _source(automation, timing, groups)
+    query: Select[Any] = (
+        select(
+            cast(null(), Integer).label("contract_id"), source.contact_id.label("contact_id"),
+            cast(null(), Integer).label("term"), Contact.email, Contact.status,
+            func.row_number().over(partition_by=source.contact_id,
+                                   order_by=func.min(source.subject)).label("place"),
+            func.min(source.subject).label("subject"), cast(null(), Integer).label("reminds_id"),
+            source.occasion.label("occasion"),
+        )
+        .join(Contact, Contact.id == source.contact_id)
+        .where(
+            *source.due, Contact.erased_at.is_(None),
+            ~exists().where(Delivery.automation_step_id == timing.step.id,
+                            Delivery.occasion == source.occasion),
+        )
+        .group_by(source.contact_id, Contact.email, Contact.status, source.occasion)
+    )  # fmt: skip
+    if automation.segment is not None:
+        query = query.where(_in_segment(automation, now.date(), contact_id=source.contact_id))
     return query
 
 
@@ -533,6 +644,10 @@ def reconsider(session: Session, step: Step, *, now: datetime, caps: Caps,
 
 def _still_due(timing: Timing, groups: dict[date, list[str]]) -> ColumnElement[bool]:
     """The deferred ledger row's step is still due on the local dates of `groups`."""
+    if timing.trigger in SUPPORT:
+        source = _source(timing.step.automation, timing, groups)
+        return exists().where(source.occasion == Delivery.occasion,
+                              Contact.id == source.contact_id, *source.due)  # fmt: skip
     if timing.trigger == Trigger.UNACKNOWLEDGED:
         letter = aliased(Delivery)
         return exists().where(
@@ -612,6 +727,8 @@ def preview(session: Session, automation: Automation, *, today: date, days: int 
     holdout: each contract's next step on the first day it becomes valid, once per term
     (for reminders to acknowledge: each unacknowledged letter's)."""
     planned: list[Planned] = []
+    if automation.trigger in SUPPORT:  # occasions come from the help desk: none to foresee
+        return planned
     for timing in timings(automation):
         first, _ = timing.anchor_range(today)
         _, last = timing.anchor_range(today + timedelta(days=days - 1))
@@ -725,6 +842,13 @@ def step_label(trigger: Trigger, offset_days: int) -> str:
     days = f"{offset_days} day{'' if offset_days == 1 else 's'}"
     if trigger == Trigger.BEFORE_END:
         return f"{days} before the end"
+    if trigger in SUPPORT:
+        when = {Trigger.POINTS_LOW: "the points balance ran low",
+                Trigger.POINTS_EXPIRING: "points expire",
+                Trigger.INCIDENT_CLOSED: "an incident was closed"}[trigger]  # fmt: skip
+        if trigger == Trigger.POINTS_EXPIRING:
+            return f"{days} before {when}"
+        return f"when {when}" if offset_days == 0 else f"{days} after {when}"
     if trigger == Trigger.UNACKNOWLEDGED:
         return f"{days} after the letter, if not acknowledged"
     anchor = "start" if trigger == Trigger.ON_START else "end"

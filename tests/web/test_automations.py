@@ -253,3 +253,29 @@ def test_a_reminder_to_acknowledge_names_the_policy_letter_it_awaits(
     assert (automation.trigger, automation.letter_id) == ("unacknowledged", policy)
     page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert "7 days after the letter" in page
+
+
+def test_an_editor_sets_up_the_low_balance_upsell_with_its_threshold(
+    app: Flask, db: Database
+) -> None:
+    with db.unit_of_work() as s:
+        html = '<p>{{ contact.service_points }} left</p><a href="{{ unsubscribe_url }}">Out</a>'
+        version = make_version(s, name="Points running low", html=html,
+                               category=LetterCategory.MARKETING).id  # fmt: skip
+    client, token = editor(app)
+    low = {"name": "Upsell", "trigger": "points_low", "step_days": ["0"],
+           "step_version": [str(version)]}  # fmt: skip
+    refused = client.post("/automations", data=form(token, version, **low))
+    assert refused.status_code == 400
+    assert 'id="threshold-error" class="field-error">say at which balance it fires' in (
+        refused.get_data(as_text=True)
+    )
+    answer = client.post("/automations", data=form(token, version, **low, threshold="1"))
+    assert answer.status_code == 302
+    automation = stored(db)
+    assert (automation.trigger, automation.threshold) == ("points_low", 1)
+    listing = client.get("/automations").get_data(as_text=True)
+    assert "When the points balance drops to a threshold" in listing
+    assert "on the balance drop date" in listing
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert 'name="threshold" min="0" max="100000" value="1"' in page

@@ -28,6 +28,9 @@ TRIGGERS = {
     AutomationTrigger.AFTER_END: "Days after the end (win-back)",
     AutomationTrigger.ON_START: "When the contract starts",
     AutomationTrigger.UNACKNOWLEDGED: "Days after a policy letter, until acknowledged",
+    AutomationTrigger.POINTS_LOW: "When the points balance drops to a threshold",
+    AutomationTrigger.POINTS_EXPIRING: "Days before service points expire",
+    AutomationTrigger.INCIDENT_CLOSED: "Days after a support incident is closed (survey)",
 }
 # What a step's days count from, under each trigger (beside each step's days).
 UNITS = {
@@ -36,6 +39,9 @@ UNITS = {
     AutomationTrigger.AFTER_END: "days after the end",
     AutomationTrigger.ON_START: "days after the start (0: on the day it starts)",
     AutomationTrigger.UNACKNOWLEDGED: "days after the letter, if not acknowledged",
+    AutomationTrigger.POINTS_LOW: "days after the balance dropped (0: the same day)",
+    AutomationTrigger.POINTS_EXPIRING: "days before the points expire",
+    AutomationTrigger.INCIDENT_CLOSED: "days after the incident was closed",
 }
 WEEKDAYS = [("1", "Mon"), ("2", "Tue"), ("3", "Wed"), ("4", "Thu"), ("5", "Fri"), ("6", "Sat"),
             ("7", "Sun")]  # fmt: skip
@@ -57,6 +63,7 @@ class Draft:
     steps: list[tuple[str, str]] = field(default_factory=list)  # none: one blank row shown
     segment_id: str = ""
     letter_id: str = ""  # the policy letter awaited (reminders to acknowledge)
+    threshold: str = ""  # the balance at or below which "points_low" fires
     holdout_percent: str = "0"
     max_late_days: str = "3"
     window_days: str = automations.WEEKDAYS
@@ -72,6 +79,7 @@ class Draft:
                    for t in automations.timings(automation)],
             segment_id=str(automation.segment_id or ""),
             letter_id=str(automation.letter_id or ""),
+            threshold="" if automation.threshold is None else str(automation.threshold),
             holdout_percent=str(automation.holdout_percent),
             max_late_days=str(automation.max_late_days), window_days=automation.window_days,
             window_start_hour=str(automation.window_start_hour),
@@ -84,6 +92,7 @@ class Draft:
             name=form.get("name", ""), trigger=form.get("trigger", ""),
             steps=[(days, version) for days, version in _rows(form) if days or version],
             segment_id=form.get("segment_id", ""), letter_id=form.get("letter_id", ""),
+            threshold=form.get("threshold", "").strip(),
             holdout_percent=form.get("holdout_percent", "").strip(),
             max_late_days=form.get("max_late_days", "").strip(),
             window_days="".join(form.getlist("window_days")),
@@ -105,6 +114,8 @@ class Draft:
             "name": self.name, "trigger": self.trigger, "steps": steps,
             "segment_id": int(self.segment_id) if self.segment_id.isdigit() else None,
             "letter_id": int(self.letter_id) if self.letter_id.isdigit() else None,
+            "threshold": _number(self.threshold, "threshold", "give the balance as a whole "
+                                 "number of points") if self.threshold else None,
             "holdout_percent": _number(self.holdout_percent or "0", "holdout",
                                        "the holdout must be a whole number of percent"),
             "max_late_days": _number(self.max_late_days or "0", "max_late_days",

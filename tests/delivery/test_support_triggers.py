@@ -1,0 +1,130 @@
+"""Automations on the support side, day by day with a controllable clock: once per occasion
+(balance crossing, expiry date, closed incident), on the step's day, never again."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from campaigns.audience import contacts
+from campaigns.db import Database
+from campaigns.delivery import automations
+from campaigns.delivery.automations import StepInput
+from campaigns.errors import ValidationError
+from campaigns.models import DeliveryState, LetterCategory
+from campaigns.service import incidents, points
+from tests.delivery.test_automations import START, rows, tick
+from tests.factories import make_version
+
+LETTER = ("<p>Hi {{ contact.first_name }}, you have {{ contact.service_points }} points.</p>"
+          '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>')  # fmt: skip
+
+
+def at(day: int, hour: int = 9) -> datetime:
+    return START + timedelta(days=day, hours=hour - START.hour)
+
+
+def support_automation(db: Database, trigger: str, offset: int, **fields: object) -> int:
+    with db.unit_of_work() as s:
+        version = make_version(s, name=f"{trigger} letter", html=LETTER,
+                               category=LetterCategory.SERVICE)  # fmt: skip
+        return automations.create_automation(
+            s, trigger, trigger=trigger, steps=[StepInput(offset, version.id)], enabled=True,
+            **fields,  # type: ignore[arg-type]
+        ).id  # fmt: skip
+
+
+def person(db: Database, email: str) -> int:
+    with db.unit_of_work() as s:
+        return contacts.create_contact(s, email, first_name="Ada").id
+
+
+def change(
+    db: Database, contact_id: int, kind: str, amount: int, day: int, **extra: object
+) -> None:
+    with db.unit_of_work() as s:
+        points.record(s, contact_id, kind, amount, source="api", now=at(day),
+                      reason="test", **extra)  # type: ignore[arg-type]  # fmt: skip
+
+
+def letters(db: Database) -> list[tuple[int, str, int]]:
+    """(contact, occasion, day sent) of every letter that went."""
+    return [(r.contact_id, r.occasion or "", (r.sent_at - START).days) for r in rows(db)
+            if r.state == DeliveryState.SENT and r.sent_at is not None]  # fmt: skip
+
+
+def test_a_low_balance_sends_once_per_crossing_and_not_once_topped_up_again(
+    db: Database,
+) -> None:
+    support_automation(db, "points_low", 0, threshold=1)
+    ada, bob = person(db, "ada@example.com"), person(db, "bob@example.com")
+    change(db, ada, "grant", 3, 0)
+    change(db, bob, "grant", 2, 0)
+    for day in range(0, 12):
+        if day == 1:
+            change(db, ada, "use", 1, day)  # 2: above the threshold still
+        if day == 2:
+            change(db, ada, "use", 1, day)  # 1: the crossing
+        if day == 3:
+            change(db, ada, "use", 1, day)  # 0: still low, no new crossing
+        if day == 5:
+            change(db, ada, "purchase", 5, day)  # 5
+        if day == 7:
+            change(db, ada, "use", 4, day)  # 1: a second crossing, a second letter
+        if day == 9:  # bob crosses in the night and buys before the morning's tick
+            with db.unit_of_work() as s:
+                points.record(s, bob, "use", 1, source="api", now=at(day, hour=1))
+                points.record(s, bob, "purchase", 5, source="api", now=at(day, hour=2))
+        tick(db, at(day, hour=10))
+    sent = letters(db)
+    assert [(c, d) for c, _, d in sent] == [(ada, 2), (ada, 7)]
+    assert len({occasion for _, occasion, _ in sent}) == 2
+    assert all(occasion.startswith("points:") for _, occasion, _ in sent)
+
+
+def test_a_survey_goes_n_days_after_an_incident_is_closed_once(db: Database) -> None:
+    support_automation(db, "incident_closed", 3)
+    ada = person(db, "ada@example.com")
+    with db.unit_of_work() as s:
+        opened = incidents.record(s, contact_id=ada, channel="phone", idempotency_key="i-1",
+                                  opened_at=at(0), now=at(0)).incident.id  # fmt: skip
+        still_open = incidents.record(s, contact_id=ada, channel="email",
+                                      idempotency_key="i-2", opened_at=at(0),
+                                      now=at(0)).incident.id  # fmt: skip
+    for day in range(0, 10):
+        if day == 1:
+            with db.unit_of_work() as s:
+                incidents.close(s, opened, closed_at=at(1))
+        tick(db, at(day, hour=10))
+    assert letters(db) == [(ada, f"incident:{opened}", 4)]
+    assert still_open != opened
+
+
+def test_points_about_to_expire_are_announced_n_days_before_while_held(db: Database) -> None:
+    support_automation(db, "points_expiring", 7)
+    ada, bob = person(db, "ada@example.com"), person(db, "bob@example.com")
+    expiry = at(20).date()
+    change(db, ada, "grant", 3, 0, expires_on=expiry)
+    change(db, ada, "grant", 2, 0, expires_on=expiry)  # same day: one letter
+    change(db, bob, "grant", 3, 0, expires_on=expiry)
+    change(db, bob, "use", 3, 1)  # nothing left to lose: no letter
+    for day in range(0, 25):
+        tick(db, at(day, hour=10))
+    assert letters(db) == [(ada, f"expiry:{ada}:{expiry.isoformat()}", 13)]
+
+
+@pytest.mark.parametrize(
+    ("trigger", "offset", "fields", "field"),
+    [
+        ("points_low", 0, {}, "threshold"),
+        ("points_low", 0, {"threshold": -1}, "threshold"),
+        ("points_expiring", 0, {}, "steps.1.offset_days"),
+    ],
+)
+def test_a_support_trigger_without_what_it_needs_is_refused(
+    db: Database, trigger: str, offset: int, fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        support_automation(db, trigger, offset, **fields)
+    assert refused.value.field == field
