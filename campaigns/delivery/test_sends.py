@@ -69,8 +69,9 @@ def find_recipients(session: Session, query: str) -> list[Choice]:
 
 
 def recipient(
-    session: Session, *, kind: LetterKind, contact_id: int | None, contract_id: int | None
-) -> context.Recipient | None:
+    session: Session, *, kind: LetterKind, contact_id: int | None, contract_id: int | None,
+    survey_scale: str = "csat",
+) -> context.Recipient | None:  # fmt: skip
     """Read a real contact (and one of its contracts) as plain values; None: the sample.
 
     Without a contract the recipient is one of a segment of contacts: a letter that uses
@@ -95,15 +96,17 @@ def recipient(
     )
     terms = context.service_terms(session.get(ServiceSettings, 1))
     return context.Recipient(delivery_id=0, kind=kind, links={}, contact=person, contract=cover,
-                             renewal_target=renewal_target, service=terms)  # fmt: skip
+                             renewal_target=renewal_target, service=terms,
+                             survey_scale=survey_scale)  # fmt: skip
 
 
 def merge_fields(
-    who: context.Recipient | None, *, settings: Settings, kind: LetterKind = LetterKind.OTHER
-) -> dict[str, Any]:
+    who: context.Recipient | None, *, settings: Settings, kind: LetterKind = LetterKind.OTHER,
+    survey_scale: str = "csat",
+) -> dict[str, Any]:  # fmt: skip
     """The merge context of a preview or test send: the recipient's, else the sample's."""
     if who is None:
-        return context.sample_context(kind=kind)
+        return context.sample_context(kind=kind, survey_scale=survey_scale)
     return context.preview_context(who, company=settings.company, sender_name=settings.sender_name,
                                    public_url=settings.public_url)  # fmt: skip
 
@@ -123,6 +126,7 @@ class Prepared:
     text: str
     urls: list[str]
     recipient: context.Recipient | None
+    survey_scale: str = "csat"
 
 
 def prepare(
@@ -132,7 +136,8 @@ def prepare(
     """Read the version (in the contact's locale, else `locale`) and the recipient."""
     version = authoring.get_version(session, version_id)
     letter = version.letter
-    who = recipient(session, kind=letter.kind, contact_id=contact_id, contract_id=contract_id)
+    who = recipient(session, kind=letter.kind, contact_id=contact_id, contract_id=contract_id,
+                    survey_scale=letter.survey_scale)  # fmt: skip
     wanted = str(who.contact.get("locale") or "") if who is not None else ""
     chosen = translations.content_for(version, wanted or locale)
     return Prepared(
@@ -140,7 +145,7 @@ def prepare(
         category=letter.category, kind=letter.kind, locale=chosen.locale,
         subject=chosen.subject, html=chosen.html, text=chosen.text,
         urls=[link.url for link in sorted(version.links, key=lambda link: link.position)],
-        recipient=who,
+        recipient=who, survey_scale=letter.survey_scale,
     )  # fmt: skip
 
 
@@ -165,7 +170,8 @@ def send(prepared: Prepared, to: str, *, settings: Settings, mailer: Mailer | No
         raise ConfigError("no SMTP server is configured: set SMTP_URL (smtp://host:port) "
                           "and restart to send test letters")  # fmt: skip
     fields: Mapping[str, Any] = merge_fields(prepared.recipient, settings=settings,
-                                             kind=prepared.kind)  # fmt: skip
+                                             kind=prepared.kind,
+                                             survey_scale=prepared.survey_scale)  # fmt: skip
     urls = prepared.urls
     # The letter's own links, untracked: the tester can follow them.
     fields = {**fields, "link_url": lambda i: urls[i] if 0 <= i < len(urls) else "#"}

@@ -21,6 +21,8 @@ from campaigns.letters import fields, layouts, rendering
 from campaigns.letters.context import MERGE_FIELDS, sample_context
 from campaigns.letters.sandbox import HTML_ENV
 from campaigns.models import (
+    SURVEY_SCORES,
+    Delivery,
     Layout,
     Letter,
     LetterCategory,
@@ -29,6 +31,7 @@ from campaigns.models import (
     LetterVersion,
     Link,
     LinkKind,
+    SurveyScale,
 )
 from campaigns.models.letters import LetterNeeds
 
@@ -44,12 +47,13 @@ PREHEADER = ('<div data-preheader style="display:none;max-height:0;overflow:hidd
 _PREHEADER_DIV = re.compile(r"<div data-preheader[^>]*>.*?</div>", re.DOTALL)
 PIXEL = '<img src="{{ open_pixel_url }}" width="1" height="1" alt="" style="display:block">'
 
-# Merge fields that need a stored part of the letter, by category and kind.
-REQUIRED_BY_CATEGORY = {LetterCategory.MARKETING: "unsubscribe_url"}
+# Merge fields that need a stored part of the letter, by category and kind: one of each
+# tuple (a survey's ratings are links of their own, or the ready-made list of them).
+REQUIRED_BY_CATEGORY = {LetterCategory.MARKETING: ("unsubscribe_url",)}
 REQUIRED_BY_KIND = {
-    LetterKind.RENEWAL: "renewal_url",
-    LetterKind.POLICY: "acknowledge_url",  # the acknowledgment is the evidence it was read
-    LetterKind.SURVEY: "rating_url",
+    LetterKind.RENEWAL: ("renewal_url",),
+    LetterKind.POLICY: ("acknowledge_url",),  # the acknowledgment is the evidence it was read
+    LetterKind.SURVEY: ("rating_url", "rating_links"),
 }
 # Gmail clips a message past 102 KB and hides the rest, unsubscribe line included.
 MAX_HTML_BYTES = 100 * 1024
@@ -62,16 +66,18 @@ def create_layout(session: Session, name: str, html: str) -> Layout:
 
 def create_letter(
     session: Session, name: str, *, kind: LetterKind, category: LetterCategory,
-    default_locale: str = "en",
+    default_locale: str = "en", survey_scale: str = SurveyScale.CSAT,
 ) -> Letter:  # fmt: skip
-    """Create a letter; its versions' own content is in `default_locale`."""
+    """Create a letter; its versions' own content is in `default_locale`; a survey's rating
+    links are on `survey_scale`."""
     name = name.strip()
     if not name:
         raise ValidationError("a letter needs a name", field="name")
     if session.scalar(select(Letter.id).where(Letter.name == name)) is not None:
         raise ValidationError(f"a letter named {name!r} already exists", field="name")
     letter = Letter(name=name, kind=LetterKind(kind), category=LetterCategory(category),
-                    default_locale=_locale(default_locale))  # fmt: skip
+                    default_locale=_locale(default_locale),
+                    survey_scale=_scale(survey_scale))  # fmt: skip
     session.add(letter)
     session.flush()
     return letter
@@ -96,6 +102,7 @@ class _Compiled:
     text: str
     urls: list[str]
     fields: FieldsUsed
+    ratings: set[int]  # the scores its rating_url calls took in the sample render
 
 
 def add_version(
@@ -133,6 +140,8 @@ def add_version(
         compiled = {"": _compile(own, layout.html)}
         compiled |= {code: _compile(content, layout.html, locale=code)
                      for code, content in others.items()}  # fmt: skip
+    for code, one in compiled.items():
+        _check_ratings(letter, one.ratings, locale=code)
     if letter.default_locale in others:
         raise ValidationError(f"{letter.default_locale} is the letter's default locale: its "
                               "text is the version's own, not a variant",
@@ -221,7 +230,7 @@ def _compile(content: Content, layout: str | None, *, locale: str | None = None)
     sources = _sources(content, layout)
     try:
         fields_used = _fields_used(sources)
-        compiled_html, urls, compiled_text = _compile_and_try(
+        compiled_html, urls, compiled_text, ratings = _compile_and_try(
             content.subject, content.html, content.text, layout, needs=fields_used.needs,
             preheader=content.preheader,
         )  # fmt: skip
@@ -229,18 +238,32 @@ def _compile(content: Content, layout: str | None, *, locale: str | None = None)
         if locale is None:
             raise
         raise type(exc)(f"{locale} variant: {exc}", field=exc.field) from None
-    return _Compiled(content, compiled_html, compiled_text, urls, fields_used)
+    return _Compiled(content, compiled_html, compiled_text, urls, fields_used, ratings)
 
 
 def _check_required_parts(letter: Letter, used: set[str], *, locale: str) -> None:
     where = f"{locale} variant: " if locale else ""
     for needed, why in (
-        (REQUIRED_BY_CATEGORY.get(letter.category), f"{letter.category} letters"),
-        (REQUIRED_BY_KIND.get(letter.kind), f"{letter.kind} letters"),
+        (REQUIRED_BY_CATEGORY.get(letter.category, ()), f"{letter.category} letters"),
+        (REQUIRED_BY_KIND.get(letter.kind, ()), f"{letter.kind} letters"),
     ):
-        if needed and needed not in used:
-            raise ValidationError(f"{where}{why} must contain a link to {{{{ {needed} }}}}",
+        if needed and not used.intersection(needed):
+            links = " or ".join(f"{{{{ {name} }}}}" for name in needed)
+            raise ValidationError(f"{where}{why} must contain a link to {links}",
                                   field="html")  # fmt: skip
+
+
+def _check_ratings(letter: Letter, ratings: set[int], *, locale: str) -> None:
+    """Refuse rating_url scores off the letter's scale (the sample render takes 0 to 10, so
+    that it runs before the letter is read; see add_version)."""
+    scores = SURVEY_SCORES[SurveyScale(letter.survey_scale)]
+    off = sorted(ratings.difference(scores))
+    if off:
+        where = f"{locale} variant: " if locale else ""
+        raise ValidationError(
+            f"{where}rating_url takes a rating from {scores[0]} to {scores[-1]} (the letter's "
+            f"{letter.survey_scale.upper()} scale), not {off[0]}", field="html",
+        )  # fmt: skip
 
 
 def _shift_links(compiled: str, offset: int) -> str:
@@ -293,16 +316,19 @@ def contract_uses(version: LetterVersion) -> list[str]:
 def _compile_and_try(
     subject: str, html: str, text: str | None, layout: str | None, *, needs: LetterNeeds,
     preheader: str = "",
-) -> tuple[str, list[str], str]:  # fmt: skip
+) -> tuple[str, list[str], str, set[int]]:  # fmt: skip
     """Compile a version's HTML and text, and render them once with sample data so errors
-    that only show at run time surface now; return the HTML, its links and the text.
+    that only show at run time surface now; return the HTML, its links, the text and the
+    scores its rating_url calls took (any from 0 to 10 here: see _check_ratings).
 
     A letter that needs only the contact is also tried without a contract, as it will be
     sent to a segment of contacts: a use of the contract its tests do not guard shows here.
     """
     compiled_html, urls = compile_html(html, layout, preheader=preheader)
     compiled_text = text if text else html_to_text(compiled_html)
-    size = len(_render_sample(subject, compiled_html, compiled_text, len(urls)).html.encode())
+    ratings: set[int] = set()
+    size = len(_render_sample(subject, compiled_html, compiled_text, len(urls),
+                              scale=SurveyScale.NPS, ratings=ratings).html.encode())  # fmt: skip
     if size > MAX_HTML_BYTES:
         raise ValidationError(
             f"the letter's HTML is {size // 1024} KB with its layout; keep it under "
@@ -310,8 +336,9 @@ def _compile_and_try(
             field="html",
         )
     if needs == LetterNeeds.CONTACT:
-        _render_sample(subject, compiled_html, compiled_text, len(urls), contract=False)
-    return compiled_html, urls, compiled_text
+        _render_sample(subject, compiled_html, compiled_text, len(urls), contract=False,
+                       scale=SurveyScale.NPS, ratings=ratings)  # fmt: skip
+    return compiled_html, urls, compiled_text, ratings
 
 
 def compile_html(body: str, layout: str | None, *, preheader: str = "") -> tuple[str, list[str]]:
@@ -427,19 +454,21 @@ class VersionSources:
     html: str
     text: str
     link_count: int
+    survey_scale: str = SurveyScale.CSAT
 
 
 def version_sources(session: Session, version_id: int) -> VersionSources:
     version = get_version(session, version_id)
     return VersionSources(subject=version.subject, html=version.compiled_html,
-                          text=version.compiled_text, link_count=len(version.links))  # fmt: skip
+                          text=version.compiled_text, link_count=len(version.links),
+                          survey_scale=version.letter.survey_scale)  # fmt: skip
 
 
 def preview(sources: VersionSources, *, contract: bool = True) -> rendering.Rendered:
     """Render a version with sample data (without a contract if asked); a missing merge
     field raises a TemplateError naming it. Call it after the unit of work has closed."""
     return _render_sample(sources.subject, sources.html, sources.text, sources.link_count,
-                          contract=contract)  # fmt: skip
+                          contract=contract, scale=sources.survey_scale)  # fmt: skip
 
 
 def preview_content(
@@ -468,12 +497,68 @@ def layout_html(session: Session, layout_id: int | None) -> str | None:
 
 
 def _render_sample(
-    subject: str, html: str, text: str, link_count: int, *, contract: bool = True
-) -> rendering.Rendered:
-    return rendering.render_version(
-        subject=subject, html=html, text=text,
-        context=sample_context(link_count, contract=contract),
+    subject: str, html: str, text: str, link_count: int, *, contract: bool = True,
+    scale: str = SurveyScale.CSAT, ratings: set[int] | None = None,
+) -> rendering.Rendered:  # fmt: skip
+    """Render with sample data on `scale`, noting the scores rating_url takes in `ratings`."""
+    context = sample_context(link_count, contract=contract, survey_scale=scale)
+    if ratings is not None:
+        rate = context["rating_url"]
+
+        def rating_url(score: Any) -> str:
+            url = str(rate(score))
+            ratings.add(score)
+            return url
+
+        context["rating_url"] = rating_url
+    return rendering.render_version(subject=subject, html=html, text=text, context=context)
+
+
+def _scale(value: str) -> SurveyScale:
+    try:
+        return SurveyScale(value)
+    except ValueError:
+        raise ValidationError("the rating scale is csat (1 to 5) or nps (0 to 10)",
+                              field="survey_scale") from None  # fmt: skip
+
+
+def set_survey_scale(session: Session, letter_id: int, scale: str) -> Letter:
+    """Put a survey letter's rating links on another scale: CSAT (1–5) or NPS (0–10).
+
+    Not once the letter has gone out (its responses would mix two scales), and only when
+    the latest version's ratings fit the new scale (`rating_links` always do).
+    """
+    letter = get_letter(session, letter_id)
+    chosen = _scale(scale)
+    if chosen == letter.survey_scale:
+        return letter
+    used = session.scalar(
+        select(Delivery.id).join(LetterVersion, LetterVersion.id == Delivery.letter_version_id)
+        .where(LetterVersion.letter_id == letter.id).limit(1)
     )  # fmt: skip
+    if used is not None:
+        raise ValidationError(
+            f"this letter has gone out with {letter.survey_scale.upper()} ratings, and its "
+            "responses must stay comparable: make a new letter for the other scale",
+            field="survey_scale",
+        )  # fmt: skip
+    latest = letter.versions[-1] if letter.versions else None
+    if latest is not None:
+        parts = [
+            (latest.subject, latest.compiled_html, latest.compiled_text),
+            *((v.subject, v.compiled_html, v.compiled_text) for v in latest.variants),
+        ]
+        for subject, html, text in parts:
+            try:
+                _render_sample(subject, html, text, len(latest.links), scale=chosen)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"version {latest.number} does not fit the {chosen.upper()} scale "
+                    f"({exc}): save a version that uses rating_links first",
+                    field="survey_scale",
+                ) from None
+    letter.survey_scale = chosen
+    return letter
 
 
 def get_letter(session: Session, letter_id: int) -> Letter:

@@ -25,7 +25,11 @@ service            the admin's service settings: policy_text, policy_paragraphs 
 renewal_url        the contract's tracked renewal link (/r/<token>), never its raw URL
 unsubscribe_url    the recipient's own signed links; preferences_url, acknowledge_url and
  …                 view_online_url likewise
-rating_url(n)      a one-click rating link, n from 1 to 5
+rating_url(n)      a one-click rating link (/s/<token>): n from 1 to 5 in a CSAT letter, from 0
+                   to 10 in an NPS one (the letter's survey scale)
+rating_links       every rating of the letter's scale, lowest first, each {score, url}:
+                   `{% for link in rating_links %}<a href="{{ link.url }}">{{ link.score }}</a>`
+survey_scale       the letter's survey scale: "csat" (1–5) or "nps" (0–10)
 format_date(d)     a date (or a time, shown in the contact's time zone) in the contact's
                    locale with Babel; format="long" (short, medium, long, full or a pattern)
 format_money(a)    an amount in the contact's locale; currency=company.currency by default
@@ -56,9 +60,15 @@ from jinja2 import Undefined
 
 from campaigns.config import Company
 from campaigns.letters import fields
-from campaigns.models import Contact, Contract, LetterKind, ServiceSettings
+from campaigns.models import (
+    SURVEY_SCORES,
+    Contact,
+    Contract,
+    LetterKind,
+    ServiceSettings,
+    SurveyScale,
+)
 
-RATINGS = range(1, 6)
 DATE_FORMATS = ("short", "medium", "long", "full")
 _CENT = Decimal("0.01")
 
@@ -305,6 +315,26 @@ def from_snapshot(
             [typed(other) for other in kept.get("contracts") or ()])  # fmt: skip
 
 
+class RatingLinks(Sequence[dict[str, Any]]):
+    """A letter's one-click ratings, lowest first, each {score, url}: signed when first read
+    (most letters are no surveys, and signing eleven links costs a letter ~0.1 ms)."""
+
+    def __init__(self, scores: range, url: Callable[[int], str]) -> None:
+        self._scores, self._url = scores, url
+        self._links: list[dict[str, Any]] | None = None
+
+    def _made(self) -> list[dict[str, Any]]:
+        if self._links is None:
+            self._links = [{"score": n, "url": self._url(n)} for n in self._scores]
+        return self._links
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._made()[index]
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+
 @dataclass(frozen=True)
 class Recipient:
     """What one ledger row's letter needs, as plain values read in a unit of work.
@@ -346,10 +376,14 @@ def build(
     def link_url(position: int) -> str:
         return f"{base}/c/{signer.sign('click', delivery_id, links[position])}"
 
+    scale = SurveyScale(recipient.survey_scale)
+    scores = SURVEY_SCORES[scale]
+
     def rating_url(score: Any) -> str:
         score = _given(score)
-        if not isinstance(score, int) or score not in RATINGS:
-            raise ValueError(f"rating_url takes a rating from 1 to 5, not {score!r}")
+        if isinstance(score, bool) or not isinstance(score, int) or score not in scores:
+            raise ValueError(f"rating_url takes a rating from {scores[0]} to {scores[-1]} "
+                             f"(the letter's {scale.upper()} scale), not {score!r}")  # fmt: skip
         return f"{base}/s/{signer.sign('rating', delivery_id, score)}"
 
     discount = None
@@ -382,6 +416,8 @@ def build(
         "acknowledge_url": f"{base}/a/{signer.sign('acknowledge', delivery_id)}",
         "view_online_url": f"{base}/v/{signer.sign('view', delivery_id)}",
         "rating_url": rating_url,
+        "rating_links": RatingLinks(scores, rating_url),
+        "survey_scale": scale.value,
         "open_pixel_url": f"{base}/o/{signer.sign('open', delivery_id)}.gif",
         "link_url": link_url,
         "sender_name": sender_name,
@@ -424,7 +460,7 @@ class _PreviewSigner:
 
 def sample_context(
     link_count: int = 0, *, contract: bool = True, company: Company = SAMPLE_COMPANY,
-    kind: LetterKind = LetterKind.RENEWAL,
+    kind: LetterKind = LetterKind.RENEWAL, survey_scale: str = SurveyScale.CSAT,
 ) -> dict[str, Any]:  # fmt: skip
     """A context with plausible values for previews and validation renders.
 
@@ -442,7 +478,7 @@ def sample_context(
                   "starts_on": date(2026, 2, 1), "ends_on": date(2027, 1, 31),
                   "price": Decimal("480.00"), "currency": "EUR", "service_points": 12,
                   "attributes": {}} if contract else None,
-        renewal_target="https://example.com/renew", links={},
+        renewal_target="https://example.com/renew", links={}, survey_scale=survey_scale,
     )  # fmt: skip
     context = preview_context(recipient, company=company, sender_name="Customer Care",
                               public_url="https://example.com", now=SAMPLE_NOW)  # fmt: skip

@@ -90,7 +90,8 @@ STOCK_LETTERS = (
     StockLetter(
         "survey.html", "Satisfaction survey", LetterKind.SURVEY, LetterCategory.SERVICE,
         subject="How did we do?",
-        preheader="One click is all it takes: rate our support from 1 to 5.",
+        preheader="One click is all it takes: rate our support from "
+                  "{% if survey_scale == 'nps' %}0 to 10{% else %}1 to 5{% endif %}.",
     ),
 )  # fmt: skip
 

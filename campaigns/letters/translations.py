@@ -73,7 +73,8 @@ def sources_for(session: Session, version_id: int, locale: str | None) -> author
     version = authoring.get_version(session, version_id)
     chosen = content_for(version, locale)
     return authoring.VersionSources(subject=chosen.subject, html=chosen.html, text=chosen.text,
-                                    link_count=len(version.links))  # fmt: skip
+                                    link_count=len(version.links),
+                                    survey_scale=version.letter.survey_scale)  # fmt: skip
 
 
 def save_edit(

@@ -57,6 +57,7 @@ from campaigns.models.segments import Segment, SegmentKind, SegmentMember, Segme
 from campaigns.models.service import (
     CREDITS,
     DEBITS,
+    SURVEY_SCORES,
     Incident,
     IncidentChannel,
     PointsEntry,
@@ -138,6 +139,7 @@ __all__ = [
     "SegmentMember",
     "User",
     "SUBSCRIBABLE",
+    "SURVEY_SCORES",
     "WEBHOOK_TRANSITIONS",
     "WebhookDelivery",
     "WebhookState",

@@ -91,6 +91,10 @@ class SurveyScale(StrEnum):
     NPS = "nps"
 
 
+# The scores of each scale, lowest first (a letter's rating links; the rating page).
+SURVEY_SCORES = {SurveyScale.CSAT: range(1, 6), SurveyScale.NPS: range(0, 11)}
+
+
 class SurveyResponse(Base):
     """A customer's rating of the support they had: one per survey letter (ledger row);
     a later click on another rating changes it within the change window."""

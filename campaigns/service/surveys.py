@@ -29,6 +29,7 @@ from campaigns.db import utcnow
 from campaigns.errors import TokenInvalid, ValidationError
 from campaigns.models import (
     DELIVERED_STATES,
+    SURVEY_SCORES,
     Contact,
     Delivery,
     Event,
@@ -39,7 +40,6 @@ from campaigns.models import (
     SurveyScale,
 )
 
-SCORES = {SurveyScale.CSAT: range(1, 6), SurveyScale.NPS: range(0, 11)}
 # Who would rather not have been asked: CSAT 1–2, NPS 0–6 (and satisfied: CSAT 4–5;
 # promoters: NPS 9–10).
 DETRACTORS = {SurveyScale.CSAT: range(1, 3), SurveyScale.NPS: range(0, 7)}
@@ -88,7 +88,7 @@ class Answer:
 
     @property
     def scores(self) -> list[int]:
-        return list(SCORES[self.scale])
+        return list(SURVEY_SCORES[self.scale])
 
     @property
     def changeable_until(self) -> datetime | None:
@@ -118,7 +118,7 @@ def _target(session: Session, delivery_id: int, score: int) -> _Target:
     if row is None or row.state not in DELIVERED_STATES or row.erased_at is not None:
         raise TokenInvalid("this rating link does not belong to a letter we sent")
     scale = SurveyScale(row.survey_scale)
-    if score not in SCORES[scale]:
+    if score not in SURVEY_SCORES[scale]:
         raise TokenInvalid(f"this letter does not rate from {score}")
     return _Target(row.id, row.contact_id, row.sent_at, scale)
 

@@ -30,6 +30,8 @@ from campaigns.web.auth import requires
 from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("letters", __name__)
+SCALES = {"csat": "CSAT: 1 to 5 (satisfied: 4 and 5)",
+          "nps": "NPS: 0 to 10 (promoters 9–10, detractors 0–6)"}  # fmt: skip
 # The preview runs no script and loads nothing but inline styles and data: images.
 PREVIEW_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -39,7 +41,8 @@ PREVIEW_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src d
 def letter_list() -> str:
     with unit_of_work() as s:
         return render_template("admin/letters.html", letters=authoring.list_letters(s),
-                               kinds=list(LetterKind), categories=list(LetterCategory))  # fmt: skip
+                               kinds=list(LetterKind), categories=list(LetterCategory),
+                               scales=SCALES)  # fmt: skip
 
 
 @bp.route("/letters", methods=["POST"])
@@ -52,6 +55,7 @@ def letter_create() -> WerkzeugResponse:
                 s, form.get("name", ""), kind=LetterKind(form.get("kind", "other")),
                 category=LetterCategory(form.get("category", "service")),
                 default_locale=form.get("default_locale") or "en",
+                survey_scale=form.get("survey_scale") or "csat",
             )  # fmt: skip
             letter_id = letter.id
     except (ValidationError, ValueError) as exc:
@@ -67,8 +71,9 @@ def letter_detail(letter_id: int) -> str:
 
 
 def _letter_page(
-    letter_id: int, *, locale: str | None, form: authoring.Content | None = None
-) -> str:
+    letter_id: int, *, locale: str | None, form: authoring.Content | None = None,
+    scale_error: str = "",
+) -> str:  # fmt: skip
     with unit_of_work() as s:
         letter = authoring.get_letter(s, letter_id)
         latest = letter.versions[-1] if letter.versions else None
@@ -83,8 +88,22 @@ def _letter_page(
             statuses={v.id: approvals.status(v) for v in letter.versions},
             decisions=approvals.decisions(s, letter.id), missing=missing, locales=locales,
             edit_locale=code, content=form or translations.editable_content(latest, code),
-            user_id=g.user["id"],
+            user_id=g.user["id"], scales=SCALES, scale_error=scale_error,
         )  # fmt: skip
+
+
+@bp.route("/letters/<int:letter_id>/survey-scale", methods=["POST"])
+@requires(Role.EDITOR)
+def survey_scale(letter_id: int) -> WerkzeugResponse | tuple[str, int]:
+    """Put a survey letter's rating links on the CSAT or the NPS scale."""
+    chosen = request.form.get("survey_scale", "")
+    try:
+        with unit_of_work() as s:
+            authoring.set_survey_scale(s, letter_id, chosen)
+    except ValidationError as exc:
+        return _letter_page(letter_id, locale=None, scale_error=str(exc)), 400
+    flash(f"Ratings are on the {chosen.upper()} scale now.", "success")
+    return redirect(url_for("letters.letter_detail", letter_id=letter_id) + "#survey-scale")
 
 
 @bp.route("/letters/<int:letter_id>/versions", methods=["POST"])
@@ -182,15 +201,16 @@ def live_preview(letter_id: int) -> tuple[Response, int]:
     try:
         with unit_of_work() as s:
             letter = authoring.get_letter(s, letter_id)
-            kind = letter.kind
+            kind, scale = letter.kind, letter.survey_scale
             latest = translations.latest_version(s, letter.id)
             layout_id = (_optional_id("layout_id") if "layout_id" in form
                          else latest.layout_id if latest else None)  # fmt: skip
             layout = authoring.layout_html(s, layout_id)
             who = test_sends.recipient(s, kind=kind, contact_id=_optional_id("contact_id"),
-                                       contract_id=_optional_id("contract_id"))  # fmt: skip
+                                       contract_id=_optional_id("contract_id"),
+                                       survey_scale=scale)  # fmt: skip
         # Rendered once the unit of work has closed (see version_preview).
-        merge = test_sends.merge_fields(who, settings=settings(), kind=kind)
+        merge = test_sends.merge_fields(who, settings=settings(), kind=kind, survey_scale=scale)
         rendered = authoring.preview_content(content, layout, context=merge)
     except (ValidationError, NotFound) as exc:
         return jsonify(ok=False, error=str(exc), field=getattr(exc, "field", None),
