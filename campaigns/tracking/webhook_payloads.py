@@ -24,6 +24,8 @@ from campaigns.models import (
     Delivery,
     Event,
     EventKind,
+    SurveyResponse,
+    SurveyScale,
     WebhookState,
     WebhookType,
 )
@@ -145,6 +147,32 @@ def conversions(
         .join(Contact, Contact.id == Contract.contact_id)
         .outerjoin(Delivery, Delivery.id == Conversion.delivery_id)
         .where(Conversion.recorded_at >= since, Conversion.recorded_at < until)
+    )
+
+
+def detractors(
+    dialect: str, subscription_id: int, *, since: datetime, until: datetime, now: datetime
+) -> Select[Any]:
+    """Webhooks for the survey responses that became detractors (CSAT 1–2, NPS 0–6) in
+    [since, until) and still are; the score and comment as they stand now."""
+    json, r = Json(dialect), SurveyResponse
+    key = _constant("survey:").concat(cast(r.id, String(20)))
+    type_ = _constant(WebhookType.SURVEY_DETRACTOR.value)
+    data = json.object(
+        contact_id=r.contact_id, email=Contact.email, delivery_id=r.delivery_id,
+        campaign_id=Delivery.campaign_id, automation_step_id=Delivery.automation_step_id,
+        scale=r.scale, score=r.score, comment=r.comment,
+        responded_at=json.time(r.responded_at),
+    )  # fmt: skip
+    payload = json.object(id=key, type=type_, occurred_at=json.time(r.detractor_at), data=data)
+    unhappy = or_((r.scale == SurveyScale.CSAT.value) & (r.score <= 2),
+                  (r.scale == SurveyScale.NPS.value) & (r.score <= 6))  # fmt: skip
+    return (
+        select(*_row(subscription_id, key, type_, payload, now))
+        .select_from(r)
+        .join(Contact, Contact.id == r.contact_id)
+        .join(Delivery, Delivery.id == r.delivery_id)
+        .where(r.detractor_at >= since, r.detractor_at < until, unhappy)
     )
 
 

@@ -2,9 +2,10 @@
 
 An admin subscribes a URL to some `WebhookType`s. Every few seconds `collect` turns what
 happened since its last run — human renewal clicks, acknowledgments, unsubscribes,
-bounces, complaints (events) and conversions — into one pending `WebhookDelivery` per
-subscriber and event, with one INSERT … SELECT per subscription and source; the unique key
-(subscription, event) makes running it twice, or in two processes at once, add nothing.
+bounces, complaints (events), conversions and survey detractors — into one pending
+`WebhookDelivery` per subscriber and event, with one INSERT … SELECT per subscription and
+source; the unique key (subscription, event) makes running it twice, or in two processes at
+once, add nothing.
 campaigns.tracking.webhook_sender signs and sends them. The format: docs/webhooks.md.
 """
 
@@ -45,6 +46,9 @@ CONVERSION_LAG = timedelta(hours=1)
 # A renewal click may be found to be a scanner's within a second or so (several links of a
 # letter clicked at once): events this young wait for the next run.
 SETTLE = timedelta(seconds=5)
+# A detractor's webhook waits this long after the rating, so that it carries the comment
+# the customer writes on the page after clicking (and a rating changed at once is not sent).
+DETRACTOR_WAIT = timedelta(minutes=10)
 
 SECRET_PREFIX = "whsec_"  # Standard Webhooks: the base64 of 24 to 64 random bytes after it
 URL_LIMIT = 2000
@@ -172,6 +176,10 @@ def collect(session: Session, *, now: datetime) -> int:
             since = max(sub.enabled_at, cursor - EVENT_LAG)
             added += _insert(session, payloads.events(dialect, sub.id, kinds, since=since,
                                                       until=until, now=now))  # fmt: skip
+        if WebhookType.SURVEY_DETRACTOR in sub.kinds:
+            since = max(sub.enabled_at, cursor - EVENT_LAG - DETRACTOR_WAIT)
+            added += _insert(session, payloads.detractors(
+                dialect, sub.id, since=since, until=until - DETRACTOR_WAIT, now=now))  # fmt: skip
         if WebhookType.CONVERSION_RECORDED in sub.kinds:
             since = max(sub.enabled_at, cursor - CONVERSION_LAG)
             added += _insert(session, payloads.conversions(dialect, sub.id, since=since,

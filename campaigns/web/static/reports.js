@@ -96,6 +96,34 @@
         },
       };
     },
+    // Survey results: CSAT (%) and NPS per day or week (left, -100 to 100), the number of
+    // ratings as bars (right).
+    satisfaction: function (d) {
+      return {
+        type: "bar",
+        data: {
+          labels: d.periods,
+          datasets: [
+            line("CSAT (% rated 4–5)", d.csat, GREEN, { type: "line", yAxisID: "y", spanGaps: true }),
+            line("NPS", d.nps, BLUE, { type: "line", yAxisID: "y", spanGaps: true }),
+            { label: "Ratings", data: d.responses, backgroundColor: "rgba(156, 163, 175, 0.45)",
+              yAxisID: "count", order: 3 },
+          ],
+        },
+        options: {
+          interaction: { mode: "index", intersect: false },
+          scales: {
+            x: { ticks: { maxRotation: 0, autoSkipPadding: 16, callback: function (value) {
+              var day = shortDay(this.getLabelForValue(value));
+              return d.weekly ? "wk " + day : day;
+            } } },
+            y: { min: -100, max: 100, title: { display: true, text: "CSAT % · NPS" } },
+            count: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false },
+                     ticks: { precision: 0 }, title: { display: true, text: "Ratings" } },
+          },
+        },
+      };
+    },
     curves: function (d) {
       var percent = function (value) { return value + " %"; };
       var sets = [line("Sent the letter", d.recipients || [], BLUE, { stepped: true, pointRadius: 0 })];
