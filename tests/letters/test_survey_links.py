@@ -92,3 +92,24 @@ def test_the_stock_survey_letter_shows_eleven_ratings_on_an_nps_letter(db: Datab
                       shown.html) == [str(n) for n in range(11)]  # fmt: skip
     assert "0 means not at all likely, 10 means extremely likely." in shown.html
     assert "rate our support from 0 to 10" in shown.html  # the preheader
+
+
+@pytest.mark.browser
+def test_the_eleven_nps_ratings_fit_a_small_phone() -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    (survey,) = [one for one in stock.STOCK_LETTERS if one.kind == LetterKind.SURVEY]
+    html, urls = authoring.compile_html(survey.html(), stock.layout_html(),
+                                        preheader=survey.preheader)  # fmt: skip
+    merge = context.sample_context(len(urls), kind=LetterKind.SURVEY, survey_scale="nps")
+    shown = rendering.render_string(sandbox.HTML_ENV, html, merge, field="html")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for width in (320, 1000):
+            page = browser.new_page(viewport={"width": width, "height": 700})
+            page.set_content(shown)
+            assert page.locator("td.rating").count() == 11
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        browser.close()

@@ -104,8 +104,8 @@
         data: {
           labels: d.periods,
           datasets: [
-            line("CSAT (% rated 4–5)", d.csat, GREEN, { type: "line", yAxisID: "y", spanGaps: true }),
-            line("NPS", d.nps, BLUE, { type: "line", yAxisID: "y", spanGaps: true }),
+            line("CSAT (% rated 4–5)", d.csat, GREEN, { type: "line", yAxisID: "y", spanGaps: true, tension: 0 }),
+            line("NPS", d.nps, BLUE, { type: "line", yAxisID: "y", spanGaps: true, tension: 0 }),
             { label: "Ratings", data: d.responses, backgroundColor: "rgba(156, 163, 175, 0.45)",
               yAxisID: "count", order: 3 },
           ],
