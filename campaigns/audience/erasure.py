@@ -4,8 +4,9 @@ The contact row stays (deliveries, events and conversions point at it, and repor
 them) but nothing in it or around it says who the person was: the address becomes a
 placeholder no mail server will accept, names, attributes, ids from the CRM and the
 contracts' own attributes and links are cleared, and the ledger rows, events and webhooks
-lose the address and the user agent. The address is not put on the suppression list:
-erasure must not keep it anywhere. An erased contact is left out of every read of the API.
+lose the address and the user agent (survey responses their comment). The address is not
+put on the suppression list: erasure must not keep it anywhere. An erased contact is left
+out of every read of the API.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from campaigns.models import (
     DeliveryState,
     Event,
     SegmentMember,
+    SurveyResponse,
     WebhookDelivery,
 )
 
@@ -69,6 +71,12 @@ def erase_contact(session: Session, contact_id: int, *, now: datetime | None = N
         .where(Acknowledgment.contact_id == contact.id)
         .values(remote_addr="", user_agent="")
     )
+    # A survey response keeps its score (the figures), not what the customer wrote.
+    session.execute(
+        update(SurveyResponse)
+        .where(SurveyResponse.contact_id == contact.id)
+        .values(comment="", remote_addr="", user_agent="")
+    )
     # A letter still waiting would go to the placeholder: it ends suppressed, with the reason.
     session.execute(
         update(Delivery)
@@ -89,6 +97,7 @@ def erase_contact(session: Session, contact_id: int, *, now: datetime | None = N
     for hook in session.scalars(select(WebhookDelivery).where(about)):
         data = dict(hook.payload.get("data") or {}, email=email)
         data |= {"detail": {}} if "detail" in data else {}
+        data |= {"comment": ""} if "comment" in data else {}  # a survey detractor's
         hook.payload = dict(hook.payload, data=data)
     # Static segments list people by hand; an erased contact is nobody's member any more.
     session.execute(delete(SegmentMember).where(SegmentMember.contact_id == contact.id))

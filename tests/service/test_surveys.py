@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from campaigns.audience import erasure
 from campaigns.db import Database
 from campaigns.errors import TokenInvalid, ValidationError
 from campaigns.models import DeliveryState, Event, EventKind, SurveyResponse
@@ -143,3 +144,20 @@ def test_links_off_the_scale_or_of_letters_not_delivered_are_refused(db: Databas
     with db.unit_of_work() as s, pytest.raises(ValidationError, match="at most 2,000"):
         surveys.answer(s, delivery, 3, comment="x" * 2001, client=PERSON, now=LATER)
     assert _recorded(db, delivery) is None
+
+
+def test_erasure_keeps_the_score_and_removes_the_comment_and_the_client(db: Database) -> None:
+    delivery = _letter(db)
+    with db.unit_of_work() as s:
+        person_clicks(s, delivery, 2, LATER)
+        surveys.answer(s, delivery, 2, comment="Ada Lovelace, call me on 0171 2345",
+                       client=PERSON, now=LATER + timedelta(minutes=1))  # fmt: skip
+        contact_id = s.scalars(select(SurveyResponse.contact_id)).one()
+    with db.unit_of_work() as s:
+        erasure.erase_contact(s, contact_id)
+    with db.unit_of_work() as s:
+        response = s.scalars(select(SurveyResponse)).one()
+        assert (response.score, response.comment, response.remote_addr, response.user_agent) == (
+            2, "", "", "")  # fmt: skip
+    with db.unit_of_work() as s, pytest.raises(TokenInvalid):  # the link leads nowhere now
+        person_clicks(s, delivery, 5, LATER + timedelta(hours=1))
