@@ -3,6 +3,7 @@ their first one recorded), the page's confirmation records, changes for 7 days, 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -161,3 +162,25 @@ def test_erasure_keeps_the_score_and_removes_the_comment_and_the_client(db: Data
             2, "", "", "")  # fmt: skip
     with db.unit_of_work() as s, pytest.raises(TokenInvalid):  # the link leads nowhere now
         person_clicks(s, delivery, 5, LATER + timedelta(hours=1))
+
+
+def test_a_scanners_clicks_arriving_all_at_once_record_nothing(db: Database) -> None:
+    delivery = _letter(db)
+    start, errors = threading.Barrier(5), []
+
+    def scanner_clicks(score: int) -> None:
+        start.wait()
+        try:
+            with db.unit_of_work() as s:  # each click waits for the letter's lock in turn
+                person_clicks(s, delivery, score, LATER + timedelta(milliseconds=score))
+        except Exception as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scanner_clicks, args=(n,)) for n in range(1, 6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _recorded(db, delivery) is None
+    assert sorted(_ratings(db, delivery)) == [(n, True) for n in range(1, 6)]
