@@ -30,8 +30,7 @@ from campaigns.web.auth import requires
 from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("letters", __name__)
-SCALES = {"csat": "CSAT: 1 to 5 (satisfied: 4 and 5)",
-          "nps": "NPS: 0 to 10 (promoters 9–10, detractors 0–6)"}  # fmt: skip
+SCALES = {"csat": "CSAT: 1 to 5", "nps": "NPS: 0 to 10"}
 # The preview runs no script and loads nothing but inline styles and data: images.
 PREVIEW_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
