@@ -88,7 +88,9 @@ def read(session: Session, delivery_id: int) -> Sent:
         person, cover, renewal_target, at, matching = context.from_snapshot(kept)
         draft = dataclasses.replace(draft, contact=person, contract=cover,
                                     renewal_url=renewal_target, contracts=tuple(matching),
-                                    service=dict(kept.get("service") or {}))  # fmt: skip
+                                    service=dict(kept.get("service") or {}),
+                                    points_granted=int(delivery.detail.get("points_granted")
+                                                       or 0))  # fmt: skip
     return Sent(
         draft=draft, at=at, kept_sha256=delivery.detail.get("html_sha256"),
         letter=version.letter.name, kind=version.letter.kind, category=version.letter.category,

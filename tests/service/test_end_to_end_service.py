@@ -107,10 +107,11 @@ def _received(smtp_server: SMTPCatcher, subject: str, *to: str) -> list[tuple[st
             if said == subject and (not to or who in to)]  # fmt: skip
 
 
-def _rating_links(letter: Message) -> list[str]:
+def _links(letter: Message, kind: str) -> list[str]:
+    """The paths of the letter's links of one kind ("s": ratings, "a": acknowledge)."""
     html = next(p for p in letter.walk() if p.get_content_type() == "text/html")
     body = html.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    return re.findall(r'href="https?://[^/"]+(/s/[^"]+)"', body)
+    return re.findall(rf'href="https?://[^/"]+(/{kind}/[^"]+)"', body)
 
 
 def test_grant_holdout_upsell_survey_and_ratings_end_to_end(
@@ -135,6 +136,12 @@ def test_grant_holdout_upsell_survey_and_ratings_end_to_end(
         assert balances[rows[email].contact_id] == expected
     for email in held_out:
         assert balances[rows[email].contact_id] == 0
+    # The acknowledgment page shows the balance the letter was sent with, and the gift in it.
+    (loyal_letter,) = [m for to, m in _received(smtp_server, "Our support terms")
+                       if to == min(sent, key=lambda e: int(e[1:].split("@")[0]))]  # fmt: skip
+    (ack,) = _links(loyal_letter, "a")
+    page = app.test_client().get(ack).get_data(as_text=True)
+    assert "Your service points when this letter was sent: 5, including 5 given with it." in page
 
     # 2. The help desk uses a customer's points, one incident at a time, through the API.
     api = Api(app.test_client(), make_key(db, name="Help desk"))
@@ -180,7 +187,7 @@ def test_grant_holdout_upsell_survey_and_ratings_end_to_end(
         s.execute(update(Delivery).where(Delivery.automation_step_id == ids["survey_step"])
                   .values(sent_at=utcnow() - timedelta(hours=1)))  # fmt: skip
     web = app.test_client(use_cookies=False)
-    person_links, scanner_links = (_rating_links(surveys[e])
+    person_links, scanner_links = (_links(surveys[e], "s")
                                    for e in (customer.email, scanned.email))  # fmt: skip
     assert len(person_links) == len(scanner_links) == 5
     assert web.get(person_links[4], headers={"User-Agent": CHROME}).status_code == 200

@@ -46,6 +46,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack.done": "Thank you. You accepted this letter on {date}.",
         "ack.fingerprint": "Fingerprint of the text you accepted",
         "ack.open": "Open the letter on its own page",
+        "ack.points": "Your service points when this letter was sent: {balance}.",
+        "ack.points_granted": "Your service points when this letter was sent: {balance}, "
+        "including {granted} given with it.",
         "survey.title": "Your rating",
         "survey.thanks": "Thank you!",
         "survey.recorded": "You rated us {score} out of {highest}.",
@@ -103,6 +106,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "ack.done": "Vielen Dank. Sie haben diesen Brief am {date} akzeptiert.",
         "ack.fingerprint": "Fingerabdruck des akzeptierten Textes",
         "ack.open": "Den Brief auf eigener Seite öffnen",
+        "ack.points": "Ihre Servicepunkte, als dieser Brief versandt wurde: {balance}.",
+        "ack.points_granted": "Ihre Servicepunkte, als dieser Brief versandt wurde: {balance}, "
+        "davon {granted} mit ihm geschenkt.",
         "survey.title": "Ihre Bewertung",
         "survey.thanks": "Vielen Dank!",
         "survey.recorded": "Sie haben uns mit {score} von {highest} bewertet.",
