@@ -59,6 +59,14 @@ def login(client: FlaskClient, role: Role | str) -> None:
     assert answer.status_code == 302, answer.get_data(as_text=True)
 
 
+def sign_in(page: Any, base: str, role: Role | str) -> None:
+    """Log a Chromium page (Playwright) in as the user of `role`."""
+    page.goto(base + "/login")
+    page.get_by_label("E-mail").fill(f"{role}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
 def serve(app: Flask) -> tuple[str, Any]:
     """Serve the app on a free port in a thread, for a browser; returns (base URL, server)."""
     from werkzeug.serving import make_server

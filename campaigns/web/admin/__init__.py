@@ -12,11 +12,12 @@ from campaigns.web.admin import (
     outbox,
     results,
     segments,
+    service,
     surveys,
     users,
     webhooks,
 )
 
 BLUEPRINTS = [dashboard.bp, audience.bp, segments.bp, imports.bp, letters.bp, layouts.bp,
-              campaigns.bp, automations.bp, results.bp, surveys.bp, outbox.bp, users.bp,
-              api_keys.bp, webhooks.bp]  # fmt: skip
+              campaigns.bp, automations.bp, results.bp, surveys.bp, service.bp, outbox.bp,
+              users.bp, api_keys.bp, webhooks.bp]  # fmt: skip
