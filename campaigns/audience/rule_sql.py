@@ -95,11 +95,23 @@ def _sqlite_attribute(element: typed_attribute, compiler: SQLCompiler, **kw: Any
     return f"(CASE WHEN {test} THEN {value} END)"
 
 
-class text_contains(FunctionElement[bool]):  # noqa: N801
-    """True when the first text holds the second, case and accents as typed.
+_UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 
-    LIKE would do on PostgreSQL, but SQLite's LIKE ignores ASCII case: both databases
-    must give the same answer, so this is a plain substring search on each.
+
+def _folded(compiler: SQLCompiler, sql: str) -> str:
+    """The text with A–Z as a–z and every other character as typed: SQLite's lower() does
+    exactly that, and PostgreSQL's (Unicode) would not, so PostgreSQL translates."""
+    if compiler.dialect.name == "postgresql":
+        return f"translate(CAST({sql} AS TEXT), '{_UPPER}', '{_LOWER}')"
+    return f"lower({sql})"
+
+
+class text_contains(FunctionElement[bool]):  # noqa: N801
+    """True when the first text holds the second, ignoring the case of A–Z (accents and
+    other letters as typed): "gold" finds "Gold Support" on both databases alike.
+
+    LIKE would not do: SQLite's ignores ASCII case and PostgreSQL's does not, and both
+    treat % and _ in the value as wildcards; this is a plain substring search on each.
     """
 
     name = "text_contains"
@@ -109,18 +121,19 @@ class text_contains(FunctionElement[bool]):  # noqa: N801
 
 @compiles(text_contains, "postgresql")
 def _pg_contains(element: text_contains, compiler: SQLCompiler, **kw: Any) -> str:
-    haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(strpos({haystack}, CAST({needle} AS TEXT)) > 0)"
+    haystack, needle = (_folded(compiler, compiler.process(c, **kw)) for c in element.clauses)
+    return f"(strpos({haystack}, {needle}) > 0)"
 
 
 @compiles(text_contains, "sqlite")
 def _sqlite_contains(element: text_contains, compiler: SQLCompiler, **kw: Any) -> str:
-    haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
+    haystack, needle = (_folded(compiler, compiler.process(c, **kw)) for c in element.clauses)
     return f"(instr({haystack}, {needle}) > 0)"
 
 
 class text_starts_with(FunctionElement[bool]):  # noqa: N801
-    """True when the first text begins with the second, case as typed (see text_contains)."""
+    """True when the first text begins with the second, ignoring the case of A–Z (see
+    text_contains)."""
 
     name = "text_starts_with"
     type = Boolean()
@@ -129,9 +142,7 @@ class text_starts_with(FunctionElement[bool]):  # noqa: N801
 
 @compiles(text_starts_with)
 def _starts_with(element: text_starts_with, compiler: SQLCompiler, **kw: Any) -> str:
-    text, prefix = (compiler.process(c, **kw) for c in element.clauses)
-    if compiler.dialect.name == "postgresql":
-        prefix = f"CAST({prefix} AS TEXT)"
+    text, prefix = (_folded(compiler, compiler.process(c, **kw)) for c in element.clauses)
     return f"(substr({text}, 1, length({prefix})) = {prefix})"
 
 

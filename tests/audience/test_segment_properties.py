@@ -8,6 +8,7 @@ tree, compares with the same question answered in Python, and rolls back.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -266,9 +267,18 @@ def field_holds(cond: dict[str, Any], row: dict[str, Any]) -> bool:
     b = value_of(raw, spec)
     tests: dict[str, Callable[[], bool]] = {
         "eq": lambda: v == b, "lt": lambda: v < b, "lte": lambda: v <= b, "gt": lambda: v > b,
-        "gte": lambda: v >= b, "contains": lambda: b in v, "starts_with": lambda: v.startswith(b),
+        "gte": lambda: v >= b, "contains": lambda: fold(b) in fold(v),
+        "starts_with": lambda: fold(v).startswith(fold(b)),
     }  # fmt: skip
     return tests[op]()
+
+
+def fold(text: str) -> str:
+    """A–Z as a–z, every other character as typed: how "contains" and "starts with" compare."""
+    return text.translate(ASCII_LOWER)
+
+
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def compare(n: Any, op: str, raw: Any) -> bool:
