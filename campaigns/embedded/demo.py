@@ -17,6 +17,7 @@ from campaigns.models import (
     LetterKind,
     SegmentTarget,
 )
+from campaigns.service import settings
 
 PEOPLE = [
     ("ada.lovelace@example.com", "Ada", "Lovelace", "Premium Support", 20),
@@ -26,11 +27,22 @@ PEOPLE = [
     ("barbara.liskov@example.com", "Barbara", "Liskov", "Extended Warranty", 90),
     ("ken.thompson@example.com", "Ken", "Thompson", "Premium Support", 31),
 ]
+# The service settings the policy re-statement quotes and the "Points running low" letter offers.
+POLICY_TEXT = """Email support stays free: write to us about anything, as often as you need to.
+
+Priority phone support is charged per incident. An incident is one problem, however many \
+calls it takes to solve it.
+
+Service points pay for phone incidents instead of money: each incident takes one point."""
+PACKAGES = [{"name": "Buy 5, get 6", "points": "6", "price": "250.00"},
+            {"name": "Single incident", "points": "1", "price": "49.00"}]  # fmt: skip
 
 
 def load(session: Session, *, today: date, now: datetime) -> Campaign:
     """Create the demo data and schedule its first campaign for `now`; return it."""
     versions = stock.load(session)
+    settings.update(session, incident_fee="59.00", currency="EUR", packages=PACKAGES,
+                    policy_text=POLICY_TEXT, user_id=None, now=now)  # fmt: skip
     # The demo sends its policy re-statement at once, but a legal letter needs a second
     # user's approval and a new database has no users yet: the demo records it as its own.
     policy = versions[LetterKind.POLICY]

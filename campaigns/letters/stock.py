@@ -93,6 +93,16 @@ STOCK_LETTERS = (
         preheader="One click is all it takes: rate our support from "
                   "{% if survey_scale == 'nps' %}0 to 10{% else %}1 to 5{% endif %}.",
     ),
+    # The upsell of the "points balance dropped to N" trigger: the settings' packages.
+    StockLetter(
+        "points_low.html", "Points running low", LetterKind.OTHER, LetterCategory.MARKETING,
+        subject="{% if contact.service_points == 1 %}You have 1 service point left"
+                "{% elif contact.service_points > 1 %}You have {{ contact.service_points }} "
+                "service points left{% else %}Your service points are used up{% endif %}",
+        preheader="{% if service.packages %}Top up now and keep priority phone support at "
+                  "hand.{% else %}Reply to this letter to top up and keep priority phone "
+                  "support at hand.{% endif %}",
+    ),
 )  # fmt: skip
 
 

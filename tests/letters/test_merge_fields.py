@@ -204,7 +204,7 @@ def test_the_demo_campaign_uses_a_letter_that_needs_only_the_contact(db: Databas
     assert needs == {
         "Welcome": LetterNeeds.CONTRACT, "Expiry reminder": LetterNeeds.CONTRACT,
         "Renewal offer": LetterNeeds.CONTRACT, "Policy re-statement": LetterNeeds.CONTACT,
-        "Satisfaction survey": LetterNeeds.CONTACT,
+        "Satisfaction survey": LetterNeeds.CONTACT, "Points running low": LetterNeeds.CONTACT,
     }  # fmt: skip
 
 

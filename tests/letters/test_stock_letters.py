@@ -28,6 +28,7 @@ from campaigns.letters import authoring, context, rendering, stock
 from campaigns.letters.context import today_in
 from campaigns.models import Delivery, DeliveryState, LetterKind, PointsKind
 from campaigns.service import points
+from campaigns.service import settings as service_settings
 
 PUBLIC = "https://mail.example.com"
 TRACKED = re.compile(rf"^{re.escape(PUBLIC)}/(c|r|u|p|a|v|s)/[A-Za-z0-9_.-]+$")
@@ -42,6 +43,7 @@ SUBJECTS = {
     LetterKind.RENEWAL: "Renew Premium Support with 10% off",
     LetterKind.POLICY: "Our support terms, re-stated",
     LetterKind.SURVEY: "How did we do?",
+    LetterKind.OTHER: "You have 12 service points left",  # Points running low
 }
 # What each letter must say for Ada (the contract ends in 30 days; she is a customer of old).
 SAYS = {
@@ -54,6 +56,9 @@ SAYS = {
     LetterKind.POLICY: ["Email support stays free", "charged per incident", "€90.00",
                         "Your service points", "I have read the terms"],
     LetterKind.SURVEY: ["How did we do?", "1 means very unhappy"],
+    # No packages in the service settings: an offer on request.
+    LetterKind.OTHER: ["You have 12 service points left", "Your service points",
+                       "simply reply to this letter", "care@acme.example", "€90.00"],
 }  # fmt: skip
 NOW = datetime(2027, 1, 31, 10, 0, tzinfo=ZoneInfo("UTC"))
 
@@ -134,7 +139,7 @@ def _kind_by_subject(letter: Message) -> set[LetterKind]:
 
     subject = str(make_header(decode_header(letter["Subject"])))
     found = {kind for kind, expected in SUBJECTS.items() if expected.split(" on ")[0] in subject}
-    return found or {LetterKind.OTHER}
+    return found
 
 
 def _parts(letter: Message) -> tuple[str, str]:
@@ -211,9 +216,44 @@ def test_letters_about_the_contact_alone_go_to_a_segment_of_contacts(
 ) -> None:
     letters = _send_stock_letters(sqlite_db, settings, smtp_server, with_contract=False)
 
-    assert set(letters) == {LetterKind.POLICY, LetterKind.SURVEY}
+    assert set(letters) == {LetterKind.POLICY, LetterKind.SURVEY, LetterKind.OTHER}
     policy = _parts(letters[LetterKind.POLICY][0])[1]
     assert "Your service points 12" in policy  # the balance of Ada's points ledger
+
+
+# What an admin saved under Settings → Service (the fee replaces INCIDENT_PRICE, 90).
+SERVICE = {
+    "incident_fee": "75", "currency": "EUR",
+    "policy_text": "Questions by email are answered free of charge, always.\n\n"
+                   "A phone incident costs one point, or the fee below.",
+    "packages": [{"name": "Buy 5, get 6", "points": "6", "price": "250"},
+                 {"name": "Single call", "points": "1", "price": "49.50"}],
+}  # fmt: skip
+
+
+def test_the_policy_letter_quotes_the_settings_and_the_points_letter_offers_their_packages(
+    sqlite_db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    with sqlite_db.unit_of_work() as s:
+        service_settings.update(s, **SERVICE, user_id=None)  # type: ignore[arg-type]
+    letters = _send_stock_letters(sqlite_db, settings, smtp_server)
+
+    policy_html, policy = _parts(letters[LetterKind.POLICY][0])
+    policy = policy.replace("\r\n", "\n")
+    assert ("Questions by email are answered free of charge, always.\n\n"
+            "A phone incident costs one point, or the fee below.") in policy  # fmt: skip
+    paragraph = r"<p[^>]*>A phone incident costs one point, or the fee below\.</p>"
+    assert re.search(paragraph, policy_html)
+    assert "Email support stays free" not in policy  # the stock wording gives way
+    assert "Priority phone support, per incident €75.00" in policy and "€90.00" not in policy
+    assert "Your service points 12" in policy and "You have service points left" in policy
+    low_html, low = _parts(letters[LetterKind.OTHER][0])
+    for says in ("You have 12 service points left", "Top up before they run out",
+                 "Buy 5, get 6", "6 service points €250.00", "Single call",
+                 "1 service point €49.50", "To buy a package, simply reply", "€75.00"):  # fmt: skip
+        assert says in low, says
+    assert "we will tell you what we can offer" not in low
+    assert "Top up now and keep priority phone support at hand." in low_html  # the preheader
 
 
 def _recipient(ends_on: date, *, kind: LetterKind, customer_since: date | None = None,

@@ -23,10 +23,12 @@ from campaigns.embedded.services import SMTPCatcher
 from campaigns.letters import authoring, context, rendering, stock, translations
 from campaigns.letters.context import today_in
 from campaigns.models import Delivery, DeliveryState, LetterKind
+from campaigns.service import settings as service_settings
 from tests.letters.test_stock_letters import (
     ADA_ZONE,
     NOW,
     PUBLIC,
+    SERVICE,
     TRACKED,
     _parts,
     _recipient,
@@ -43,6 +45,7 @@ SUBJECTS = {
     LetterKind.RENEWAL: "Premium Support jetzt mit 10 % Rabatt verlängern",
     LetterKind.POLICY: "Unsere Supportbedingungen im Überblick",
     LetterKind.SURVEY: "Wie zufrieden sind Sie mit uns?",
+    LetterKind.OTHER: "Ihre Servicepunkte sind aufgebraucht",  # Points running low (none)
 }
 # What each letter must say for Ada in German (30 days left; a customer since 2018).
 SAYS = {
@@ -56,6 +59,8 @@ SAYS = {
     LetterKind.POLICY: ["Der E-Mail-Support bleibt kostenlos", "pro Vorfall berechnet",
                         "90,00 €", "Ihre Servicepunkte", "Ich habe die Bedingungen gelesen"],
     LetterKind.SURVEY: ["Wie zufrieden sind Sie mit uns?", "1 bedeutet sehr unzufrieden"],
+    LetterKind.OTHER: ["Ihre Servicepunkte sind aufgebraucht", "Ihre Servicepunkte",
+                       "antworten Sie einfach auf diesen Brief", "90,00 €"],
 }  # fmt: skip
 
 
@@ -193,6 +198,24 @@ def test_the_german_text_alternative_reads_like_a_letter(
             assert TRACKED.match(url), (kind, url)
     expiry = _parts(letters[LetterKind.EXPIRY][0])[1]
     assert "Vertrag verlängern (https://mail.example.com/r/" in expiry
+
+
+def test_the_german_letters_quote_the_service_settings_the_german_way(
+    sqlite_db: Database, settings: Settings, smtp_server: SMTPCatcher
+) -> None:
+    with sqlite_db.unit_of_work() as s:
+        service_settings.update(s, **SERVICE, user_id=None)  # type: ignore[arg-type]
+    letters = _send(sqlite_db, settings, smtp_server, locale="de",
+                    kinds=(LetterKind.POLICY, LetterKind.OTHER))  # fmt: skip
+
+    policy = _plain(_parts(letters[LetterKind.POLICY][0])[1])
+    assert "A phone incident costs one point, or the fee below." in policy  # as the admin wrote it
+    assert "Der E-Mail-Support bleibt kostenlos" not in policy
+    assert "Priorisierter Telefon-Support, pro Vorfall 75,00 €" in policy
+    low = _plain(_parts(letters[LetterKind.OTHER][0])[1])
+    for says in ("Laden Sie jetzt auf", "Buy 5, get 6", "6 Servicepunkte 250,00 €",
+                 "1 Servicepunkt 49,50 €", "Um ein Paket zu kaufen", "75,00 €"):  # fmt: skip
+        assert says in low, says
 
 
 @pytest.mark.parametrize(("locale", "sent_in"), [("de_CH", "de"), ("de-AT", "de"), ("fr", "en")])
