@@ -18,6 +18,7 @@ MEASURES: dict[str, str] = {
     "report_query": "bench.report_query",
     "report_refresh": "bench.report_query:measure_refresh",
     "contact_import": "bench.contact_import",
+    "contact_search": "bench.contact_search",
     "letter_render": "bench.letter_render",
     "letter_render_dkim": "bench.letter_render:measure_dkim",
     "tracking_hits": "bench.tracking_hits",

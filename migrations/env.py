@@ -5,6 +5,7 @@ from alembic import context
 import campaigns.models  # noqa: F401  (registers every table on Base.metadata)
 from campaigns.config import Settings
 from campaigns.db import Base, make_engine
+from campaigns.schema import include_object
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
@@ -41,6 +42,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -27,7 +27,8 @@ def test_migrations_on_an_empty_database_match_the_models(
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True, "include_object": schema.include_object})  # fmt: skip
             differences = compare_metadata(context, Base.metadata)
             tables = set(inspect(connection).get_table_names())
     finally:
