@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from campaigns.audience import contacts
+from campaigns.config import Caps
 from campaigns.db import Database
 from campaigns.delivery import automations
 from campaigns.delivery.automations import StepInput
 from campaigns.errors import ValidationError
-from campaigns.models import DeliveryState, LetterCategory
+from campaigns.models import Delivery, DeliveryState, LetterCategory
 from campaigns.service import incidents, points
 from tests.delivery.test_automations import START, rows, tick
 from tests.factories import make_version
@@ -128,3 +129,34 @@ def test_a_support_trigger_without_what_it_needs_is_refused(
     with pytest.raises(ValidationError) as refused:
         support_automation(db, trigger, offset, **fields)
     assert refused.value.field == field
+
+
+def test_support_letters_keep_the_holdout_and_wait_for_a_free_slot_under_the_caps(
+    db: Database,
+) -> None:
+    """Half the occasions held out (the same draw every tick); a survey due on a day the
+    customer already had a service letter waits for the next free slot, then goes once."""
+    support_automation(db, "incident_closed", 1, holdout_percent=50)
+    people = [person(db, f"p{n}@example.com") for n in range(20)]
+    with db.unit_of_work() as s:
+        for n, contact_id in enumerate(people):
+            incidents.record(s, contact_id=contact_id, channel="email",
+                             idempotency_key=f"i-{n}", opened_at=at(0),
+                             closed_at=at(0, hour=10), now=at(0, hour=11))  # fmt: skip
+    one_a_day = Caps(service_per_day=1)
+    with db.unit_of_work() as s:  # each had another service letter an hour before the survey
+        other = make_version(s, name="Note", html=LETTER, category=LetterCategory.SERVICE)
+        s.add_all(Delivery(contact_id=c, letter_version_id=other.id, email=f"p{n}@example.com",
+                           state=DeliveryState.SENT, sent_at=at(1, hour=9))
+                  for n, c in enumerate(people))  # fmt: skip
+    for day in range(1, 5):
+        tick(db, at(day, hour=10), caps=one_a_day)
+    found = [r for r in rows(db) if r.occasion]
+    assert len(found) == 20 and len({r.occasion for r in found}) == 20  # once per occasion
+    held = [r for r in found if r.state == DeliveryState.HELD_OUT]
+    assert 3 <= len(held) <= 17 and all(r.sent_at is None for r in held)
+    sent = [r for r in found if r.state == DeliveryState.SENT]
+    assert len(sent) + len(held) == 20
+    # Due on day 1 behind the day's other letter: deferred, then sent on day 2, once.
+    assert {(r.sent_at - START).days for r in sent if r.sent_at} == {2}
+    assert all(r.reason == "" for r in sent)
