@@ -78,10 +78,11 @@ class Retention:
 
 def retention(
     session: Session, *, campaign_id: int | None = None, automation_id: int | None = None,
-    now: datetime | None = None, curve_days: int = 90,
+    segment_id: int | None = None, now: datetime | None = None, curve_days: int = 90,
 ) -> Retention:  # fmt: skip
-    """Retention of a campaign's (or automation's) recipients against its held out."""
-    cohorts = _cohorts(session, _scope(campaign_id, automation_id))
+    """Retention of a campaign's (or automation's, or a segment's: the letters written
+    for it) recipients against its held out."""
+    cohorts = _cohorts(session, _scope(campaign_id, automation_id, segment_id))
     now = now or utcnow()
     horizons = []
     for months, days in HORIZONS:
@@ -125,13 +126,17 @@ def _curves(cohorts: list[Cohort], days: int, now: datetime) -> dict[str, list[f
     return curves
 
 
-def _scope(campaign_id: int | None, automation_id: int | None) -> ColumnElement[bool]:
+def _scope(
+    campaign_id: int | None, automation_id: int | None, segment_id: int | None
+) -> ColumnElement[bool]:
     if campaign_id is not None:
         return Delivery.campaign_id == campaign_id
     if automation_id is not None:
         steps = select(AutomationStep.id).where(AutomationStep.automation_id == automation_id)
         return Delivery.automation_step_id.in_(steps)
-    raise ValueError("give a campaign or an automation")
+    if segment_id is not None:
+        return Delivery.segment_id == segment_id
+    raise ValueError("give a campaign, an automation or a segment")
 
 
 def _cohorts(session: Session, scope: ColumnElement[bool]) -> list[Cohort]:

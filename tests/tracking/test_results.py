@@ -134,5 +134,17 @@ def test_retention_of_recipients_against_the_held_out(db: Database) -> None:
     assert later.curves["held_out"][:5] == [0, 0, 0, 0, 1]
 
 
+def test_retention_of_a_segment_counts_the_letters_written_for_it(db: Database) -> None:
+    ids = _ledger(db)
+    with db.unit_of_work() as s:
+        gold = retention.retention(s, segment_id=ids["gold"], now=DAY + timedelta(days=200))
+        basic = retention.retention(s, segment_id=ids["basic"], now=DAY + timedelta(days=200))
+    by = {(h.months, h.group): (h.measured, h.renewed, h.churned) for h in gold.horizons}
+    # Gold: Ann renewed, Ben churned; Cat, held out, renewed. Basic: Eve alone, churned.
+    assert by[(1, "recipients")] == (2, 1, 1) and by[(1, "held_out")] == (1, 1, 0)
+    assert (gold.sizes, basic.sizes) == ({"recipients": 2, "held_out": 1},
+                                         {"recipients": 1, "held_out": 0})  # fmt: skip
+
+
 def results_retention(s: Session, campaign_id: int, now: datetime) -> retention.Retention:
     return retention.retention(s, campaign_id=campaign_id, now=now)

@@ -1,8 +1,10 @@
 """Settings → Service in Chromium, on a laptop and on a phone: an admin adds and removes
-package rows, a bad price is refused beside its row with everything typed kept, and saves."""
+package rows, a bad price is refused beside its row with everything typed kept, and saves;
+and the service report, which a viewer reaches from Reports."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,8 @@ from flask import Flask
 from campaigns.db import Database
 from campaigns.models import Role
 from campaigns.service import settings
+from campaigns.tracking import results
+from tests.service.report_data import build
 from tests.web.conftest import serve, sign_in
 from tests.web.test_customer_pages_browser import PHONE, SHOTS, fits
 
@@ -97,3 +101,40 @@ def test_an_admin_edits_the_service_settings_on_a_laptop_and_a_phone(
     assert [(p.name, p.points, str(p.price)) for p in terms.packages] == [
         ("Buy 5, get 6", 6, "250.00"), ("Ten pack", 10, "400.00")]  # fmt: skip
     assert terms.policy_text == POLICY
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_service_report_reads_on_a_laptop_and_a_phone(app: Flask, db: Database) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    build(db)
+    with db.unit_of_work() as s:
+        results.refresh(s, window=timedelta(days=30))
+    base, server = serve(app)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for name, page in (
+                ("laptop", browser.new_page(viewport=LAPTOP)),
+                ("phone", browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True)),
+            ):
+                sign_in(page, base, Role.VIEWER)
+                page.goto(base + "/reports")
+                page.get_by_role("link", name="Service report").click()
+                expect(page.get_by_role("heading", name="Campaign “Policy”")).to_be_visible()
+                expect(page.locator("#holdout-sentence")).to_contain_text("Recipients renewed at")
+                table = page.locator("table.side-by-side")
+                expect(table.locator("#points-figures")).to_contain_text("Outstanding now")
+                expect(table.locator("#incident-figures")).to_contain_text("1 → 2")
+                page.get_by_label("Report on", exact=True).select_option(label="Long-standing")
+                page.get_by_role("button", name="Show").click()
+                expect(page.get_by_role("heading", name="Segment “Long-standing”")).to_be_visible()
+                page.go_back()
+                fits(page)
+                page.screenshot(path=str(SHOTS / f"service-report-{name}.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()

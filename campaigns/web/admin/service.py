@@ -10,14 +10,21 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from campaigns.models import Role
+from campaigns.audience import segments
+from campaigns.db import utcnow
+from campaigns.delivery import scheduling
+from campaigns.errors import ValidationError
+from campaigns.models import Campaign, Role, Segment
+from campaigns.service import reports
 from campaigns.service import settings as service_settings
+from campaigns.tracking import holdout, results, retention
 from campaigns.web.auth import requires
 from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("service", __name__)
 PACKAGE_FIELD = re.compile(r"packages-(\d+)-(name|points|price)")
 BLANK_ROWS = 3  # blank package rows a form without JavaScript offers
+SCOPE = re.compile(r"(campaign|segment):(\d{1,12})")
 
 
 @bp.route("/settings/service")
@@ -74,3 +81,47 @@ def _settings_page(
         rows=rows + [{} for _ in range(blank)], errors=errors or {}, company=company,
         max_packages=service_settings.MAX_PACKAGES, limits=service_settings,
     )  # fmt: skip
+
+
+@bp.route("/reports/service")
+@requires(Role.VIEWER)
+def service_report() -> str:
+    """One campaign's or segment's customers, sent the letter against held out: the holdout
+    comparison and retention (tracking) beside points, incidents and ratings (service)."""
+    config = settings().results
+    with unit_of_work() as s:
+        scope = _scope(request.args) or reports.Scope(campaign_id=reports.latest_policy_campaign(s))
+        chooser = {"campaigns": scheduling.list_campaigns(s), "segments": segments.list_segments(s)}
+        subject: Campaign | Segment
+        if scope.campaign_id is not None:
+            subject = scheduling.get_campaign(s, scope.campaign_id)
+        elif scope.segment_id is not None:
+            subject = segments.get_segment(s, scope.segment_id)
+        else:
+            return render_template("admin/service_report.html", scope=None, **chooser)
+        filters = results.Filters(campaign_id=scope.campaign_id, segment_id=scope.segment_id)
+        renewals = results.report(s, "segment", filters)
+        return render_template(
+            "admin/service_report.html", scope=scope, subject=subject, report=renewals,
+            figures=reports.report(s, scope), now=utcnow(),
+            comparison=holdout.compare(renewals.total, currency=config.currency,
+                                       rates=config.rates),
+            retention=retention.retention(s, campaign_id=scope.campaign_id,
+                                          segment_id=scope.segment_id),
+            attribution_days=config.attribution_days, **chooser,
+        )  # fmt: skip
+
+
+def _scope(args: Mapping[str, str]) -> reports.Scope | None:
+    """The campaign or segment asked for (`?scope=campaign:3`, or `campaign_id=3`)."""
+    raw = args.get("scope", "").strip()
+    for name in ("campaign", "segment"):
+        if not raw and args.get(f"{name}_id", "").strip():
+            raw = f"{name}:{args[f'{name}_id'].strip()}"
+    if not raw:
+        return None
+    match = SCOPE.fullmatch(raw)
+    if not match:
+        raise ValidationError("choose a campaign or a segment from the list", field="scope")
+    key = f"{match[1]}_id"
+    return reports.Scope(**{key: int(match[2])})
