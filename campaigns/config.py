@@ -230,6 +230,8 @@ class Company:
     brand_colour: str = "#0f4c81"
     currency: str = "EUR"
     incident_price: Decimal = Decimal("0")  # priority phone support, per incident; 0: unstated
+    # The incident price's currency (the service settings'); "": `currency`.
+    incident_currency: str = ""
     discount_min_years: int = 3
     discount_min_spend: Decimal = Decimal("5000")
     discount_percent: int = 10

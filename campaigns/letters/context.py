@@ -18,8 +18,8 @@ contracts          every matching contract of the contact (a campaign to a contr
 company            from settings: name, address, address_lines, support_email,
                    support_terms_url, logo_url, brand_colour, currency, incident_price
                    (priority phone support, per incident: the service settings' fee when
-                   one is set there), discount_percent, discount_min_years,
-                   discount_min_spend
+                   one is set there) and incident_currency (its currency),
+                   discount_percent, discount_min_years, discount_min_spend
 service            the admin's service settings: policy_text, policy_paragraphs (the text
                    split at blank lines), packages (each: name, points, price)
 renewal_url        the contract's tracked renewal link (/r/<token>), never its raw URL
@@ -192,6 +192,7 @@ def company_fields(company: Company) -> dict[str, Any]:
         "support_terms_url": company.support_terms_url, "logo_url": company.logo_url,
         "brand_colour": company.brand_colour, "currency": company.currency,
         "incident_price": company.incident_price or None,
+        "incident_currency": company.incident_currency or company.currency,
         "discount_percent": company.discount_percent,
         "discount_min_years": company.discount_min_years,
         "discount_min_spend": company.discount_min_spend,
@@ -367,8 +368,11 @@ def build(
     contact, contract = recipient.contact, recipient.contract
     terms = recipient.service
     fee = terms.get("incident_fee")
-    if fee is not None and Decimal(str(fee)) != company.incident_price:
-        company = dataclasses.replace(company, incident_price=Decimal(str(fee)))
+    if fee is not None:
+        currency = str(terms.get("currency") or company.currency)
+        if (Decimal(str(fee)), currency) != (company.incident_price, company.incident_currency):
+            company = dataclasses.replace(company, incident_price=Decimal(str(fee)),
+                                          incident_currency=currency)  # fmt: skip
     time_zone = str(contact.get("time_zone") or "UTC")
     today = today_in(time_zone, now)
     delivery_id, links, base = recipient.delivery_id, recipient.links, public_url

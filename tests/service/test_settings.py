@@ -3,6 +3,7 @@ who changed them and when, in the audit trail too; and the letters quote what is
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from decimal import Decimal
 
@@ -10,9 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from campaigns.accounts import users
+from campaigns.config import Company
 from campaigns.db import Database, utcnow
 from campaigns.letters import context
-from campaigns.models import AuditEntry, Role, ServiceSettings
+from campaigns.models import AuditEntry, LetterKind, Role, ServiceSettings
 from campaigns.service import settings
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=utcnow().tzinfo)
@@ -159,3 +161,23 @@ def test_the_letters_merge_field_quotes_the_saved_policy_by_paragraph(db: Databa
     offered = [(p["name"], p["points"], p["price"], p["currency"]) for p in service["packages"]]
     assert offered == [("Buy 5, get 6", 6, Decimal("250.00"), "EUR"),
                        ("Single", 1, Decimal("49.50"), "EUR")]  # fmt: skip
+
+
+def test_the_settings_fee_is_printed_in_the_settings_currency() -> None:
+    """A fee saved as CHF 75 reads "CHF75.00" (Babel, English) in a letter of a company that counts in EUR."""
+    recipient = context.Recipient(
+        delivery_id=1, kind=LetterKind.POLICY, links={}, renewal_target="",
+        contact={"email": "ada@example.com", "locale": "en", "time_zone": "UTC"}, contract=None,
+        service={"incident_fee": "75.00", "currency": "CHF"},
+    )  # fmt: skip
+    fields, _ = context.build(recipient, company=Company(currency="EUR"), sender_name="Care",
+                              public_url="https://example.com",
+                              signer=context._PreviewSigner())  # fmt: skip
+    company = fields["company"]
+    assert fields["format_money"](company["incident_price"],
+                                  company["incident_currency"]) == "CHF75.00"  # fmt: skip
+    plain, _ = context.build(dataclasses.replace(recipient, service={}), company=Company(
+        currency="EUR", incident_price=Decimal("90")), sender_name="Care",
+        public_url="https://example.com", signer=context._PreviewSigner())  # fmt: skip
+    assert plain["format_money"](plain["company"]["incident_price"],
+                                 plain["company"]["incident_currency"]) == "€90.00"  # fmt: skip
