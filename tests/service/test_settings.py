@@ -164,7 +164,8 @@ def test_the_letters_merge_field_quotes_the_saved_policy_by_paragraph(db: Databa
 
 
 def test_the_settings_fee_is_printed_in_the_settings_currency() -> None:
-    """A fee saved as CHF 75 reads "CHF75.00" (Babel, English) in a letter of a company that counts in EUR."""
+    """A fee saved as CHF 75 reads "CHF75.00" (Babel, English) in a letter of a company that
+    counts in EUR."""
     recipient = context.Recipient(
         delivery_id=1, kind=LetterKind.POLICY, links={}, renewal_target="",
         contact={"email": "ada@example.com", "locale": "en", "time_zone": "UTC"}, contract=None,
