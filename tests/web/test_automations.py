@@ -276,6 +276,7 @@ def test_an_editor_sets_up_the_low_balance_upsell_with_its_threshold(
     assert (automation.trigger, automation.threshold) == ("points_low", 1)
     listing = client.get("/automations").get_data(as_text=True)
     assert "When the points balance drops to a threshold" in listing
-    assert "on the balance drop date" in listing
+    assert "on the day of the balance drop" in listing
     page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "drops from above 1 to 1 or below" in page and "Nothing due" not in page
     assert 'name="threshold" min="0" max="100000" value="1"' in page
