@@ -78,6 +78,8 @@ def load(session: Session, *, today: date, now: datetime) -> Campaign:
     campaign = scheduling.create_campaign(
         session, "Policy re-statement (demo)", segment_id=everyone.id,
         letter_version_id=versions[LetterKind.POLICY].id,
+        # The gift that makes the terms read kindly: each letter shows the new balance.
+        grant=scheduling.Grant(3, loyal_points=5, loyal_years=5, expires_days=365),
     )  # fmt: skip
     scheduling.schedule(session, campaign.id, send_at=now)
     return campaign
