@@ -54,8 +54,10 @@ class PointsEntry(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    expires_on: Mapped[date | None]  # a credit's points not used by then expire
-    occurred_at: Mapped[created_at]
+    # A credit's points not used by then expire. Indexed, with `occurred_at`, for the
+    # support-side automations, which look for entries by date each tick.
+    expires_on: Mapped[date | None] = mapped_column(index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class IncidentChannel(StrEnum):
