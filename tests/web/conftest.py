@@ -67,6 +67,16 @@ def sign_in(page: Any, base: str, role: Role | str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def watch(page: Any) -> list[str]:
+    """What goes wrong on a Chromium page from now on: script errors and answers of 400 or
+    more, each as a line (a test asserts the list stays empty)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 else None)  # fmt: skip
+    return errors
+
+
 def serve(app: Flask) -> tuple[str, Any]:
     """Serve the app on a free port in a thread, for a browser; returns (base URL, server)."""
     from werkzeug.serving import make_server

@@ -11,7 +11,8 @@ import pytest
 from flask import Flask
 
 from campaigns.db import Database
-from tests.web.conftest import PASSWORD, serve
+from campaigns.models import Role
+from tests.web.conftest import serve, sign_in, watch
 from tests.web.report_data import build
 from tests.web.test_customer_pages_browser import PHONE, SHOTS, fits
 
@@ -64,14 +65,8 @@ def test_a_campaigns_report_draws_its_charts_and_says_what_the_holdout_shows(
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=LAPTOP)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-                    if r.status >= 400 else None)  # fmt: skip
-            page.goto(base + "/login")
-            page.get_by_label("E-mail").fill("viewer@example.com")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
+            errors = watch(page)
+            sign_in(page, base, Role.VIEWER)
 
             page.get_by_role("link", name="Reports", exact=True).click()
             expect(page.get_by_role("heading", name="Reports")).to_be_visible()

@@ -14,26 +14,19 @@ from sqlalchemy import select
 from campaigns.config import Settings
 from campaigns.db import Database, utcnow
 from campaigns.delivery.tokens import Tokens
-from campaigns.models import SurveyResponse
+from campaigns.models import Role, SurveyResponse
 from tests.service.survey_data import results_data, survey_row, survey_version
-from tests.web.conftest import PASSWORD, serve
+from tests.web.conftest import serve, sign_in, watch
 from tests.web.test_customer_pages_browser import PHONE, SHOTS, fits, phone
 from tests.web.test_results_browser import LAPTOP, drawn, shoot
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    pass
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Chromium"),
 ]
-
-
-def _log_in(page: Page, base: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill("viewer@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -50,11 +43,8 @@ def test_the_survey_results_page_shows_csat_the_chart_and_the_detractors_comment
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=LAPTOP)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-                    if r.status >= 400 else None)  # fmt: skip
-            _log_in(page, base)
+            errors = watch(page)
+            sign_in(page, base, Role.VIEWER)
             page.get_by_role("link", name="Reports", exact=True).click()
             page.get_by_role("link", name="Survey results").click()
             expect(page.get_by_role("heading", name="Survey results")).to_be_visible()
