@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from waitress import wasyncore
 from waitress.server import create_server
 
 from campaigns.accounts import users
@@ -87,7 +88,10 @@ def waitress(app: Flask) -> Iterator[tuple[str, int]]:
     finally:
         stopping.set()
         server.task_dispatcher.shutdown()
-        server.close()
+        # Every channel too, not only the listening socket: a connection the loop had not yet
+        # seen closed would otherwise be left to the garbage collector, and its warning then
+        # fails whichever test happens to be running (pytest turns it into an error).
+        wasyncore.close_all(server._map)
         thread.join(5)
 
 
