@@ -90,6 +90,12 @@ def contacts() -> None:
 
 @contacts.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--contracts",
+    "contracts_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A second file of contracts, one per row, with the contact's e-mail (or external id).",
+)
 @click.option("--mapping", "mapping_name", help="A column mapping saved in the admin.")
 @click.option(
     "--match",
@@ -103,31 +109,46 @@ def contacts() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Check and count only; write nothing.")
 def contacts_import(
-    file: Path, mapping_name: str | None, match: str | None, valid_rows: bool, dry_run: bool
-) -> None:
-    """Import contacts and their contracts from a CSV file, in one transaction."""
+    file: Path, contracts_file: Path | None, mapping_name: str | None, match: str | None,
+    valid_rows: bool, dry_run: bool,
+) -> None:  # fmt: skip
+    """Import contacts and their contracts from a CSV file (and a file of contracts), in one
+    transaction."""
     settings = _settings()
     database = Database(settings.database_url)
     try:
         with file.open("rb") as stream:
             stored = imports.store_upload(settings.data_dir, stream)
+        if contracts_file is not None:
+            with contracts_file.open("rb") as stream:
+                imports.store_upload(settings.data_dir, stream, contracts_of=stored)
+        second_name = contracts_file.name if contracts_file else ""
         with database.unit_of_work() as session:
-            job = imports.create_job(session, stored, filename=file.name, user_id=None)
-            preview = imports.preview(job)
-            if mapping_name:
-                saved = mappings.get_mapping(session, mapping_name).mapping
-                columns = mappings.applied(saved, preview.header)
-                match = match or saved.get("match", "email")
-            else:
-                columns = mappings.suggest(preview.header, preview.sample)
+            job = imports.create_job(session, stored, filename=file.name, user_id=None,
+                                     contracts_filename=second_name)  # fmt: skip
+            previews = [imports.preview(job)]
+            if second_name:
+                previews.append(imports.preview(job, contracts=True))
+            saved = mappings.get_mapping(session, mapping_name).mapping if mapping_name else None
+            chosen = [
+                mappings.applied(saved, preview.header, contracts_file=second)
+                if saved is not None
+                else mappings.suggest(preview.header, preview.sample, contracts_file=second)
+                for second, preview in zip((False, True), previews, strict=False)
+            ]  # fmt: skip
+            match = match or (saved or {}).get("match", "email")
             mode = ImportMode.VALID_ROWS if valid_rows else ImportMode.ALL_OR_NOTHING
-            imports.configure(session, job.id, columns, match=match or "email",
-                              dry_run=dry_run, mode=mode)  # fmt: skip
+            imports.configure(session, job.id, chosen[0], match=match or "email",
+                              dry_run=dry_run, mode=mode,
+                              contracts_columns=chosen[1] if second_name else None)  # fmt: skip
             job_id, total = job.id, job.total_rows
-        delimiter = csvfiles.DELIMITER_NAMES.get(job.delimiter, job.delimiter)
-        click.echo(f"{file.name}: {job.encoding}, {delimiter}-separated, about {total} rows")
-        for column, spec in columns.items():
-            click.echo(f"  {column} → {spec}")
+        for name, preview, columns in zip((file.name, second_name), previews, chosen,
+                                          strict=False):  # fmt: skip
+            delimiter = csvfiles.DELIMITER_NAMES.get(preview.delimiter, preview.delimiter)
+            click.echo(f"{name}: {preview.encoding}, {delimiter}-separated")
+            for column, spec in columns.items():
+                click.echo(f"  {column} → {spec}")
+        click.echo(f"about {total} rows")
         label = "checking" if dry_run else "importing"
         with click.progressbar(length=max(total, 1), label=label, show_pos=True) as bar:
 
@@ -142,6 +163,8 @@ def contacts_import(
             report = imports.imports_dir(settings.data_dir) / f"job-{job_id}-errors.csv"
             errors = imports.write_errors_file(session, job_id, report)
             first = imports.row_errors(session, job_id, limit=10)
+            ended = imports.get_job(session, job_id)
+            where = [f"{imports.file_name(ended, e)} " if second_name else "" for e in first]
     except CampaignsError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -149,8 +172,8 @@ def contacts_import(
     if result is None:
         raise click.ClickException(f"import {job_id} did not run")
     click.echo(f"{result.status}: {result.message}")
-    for error in first:
-        click.echo(f"  line {error.line}, {error.column or '(row)'}: {error.value!r} "
+    for error, name in zip(first, where, strict=True):
+        click.echo(f"  {name}line {error.line}, {error.column or '(row)'}: {error.value!r} "
                    f"{error.reason}")  # fmt: skip
     if errors:
         click.echo(f"all {errors} row errors: {report}")

@@ -13,6 +13,12 @@ first good row carries its fields, each of its rows one contract), and the outco
 merge's refusals are counted in SQL. Across the file, a compact record of each contact (its
 line and a hash of its values) and each contract key catches a contact with conflicting
 values and a contract that appears twice, without keeping the rows themselves.
+
+A job may bring its contracts in a second file, read after the first: each row one contract
+and the key of its contact. A row joins its contact's item from the first file, or else an
+item of its own that the merge gives to the stored contact of that key (or refuses). Inside
+the pass the second file's lines are numbered from SECOND on, so one number names a row of
+either file; row errors store the file and its own line.
 """
 
 from __future__ import annotations
@@ -29,7 +35,12 @@ from typing import IO, Any
 from sqlalchemy import update
 
 from campaigns.audience import csvfiles, imports, upserts
-from campaigns.audience.mappings import CONTACT_ORDER, RowMapper, check_mapping
+from campaigns.audience.mappings import (
+    CONTACT_ORDER,
+    RowMapper,
+    check_contracts_mapping,
+    check_mapping,
+)
 from campaigns.audience.records import FieldError
 from campaigns.db import Database, utcnow
 from campaigns.errors import CampaignsError, ValidationError
@@ -39,6 +50,7 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 4000  # rows between progress figures and looks for a cancel
 PROGRESS_SECONDS = 0.5
 _MASK = (1 << 64) - 1
+SECOND = 1_000_000_000  # the second file's line n is SECOND + n in the pass (fits the stage's int)
 
 OnProgress = Callable[[int, int], None]
 
@@ -78,17 +90,27 @@ class Tally:
 class _Spool:
     """Row errors gathered on disk as the pass goes (a file of bad rows costs no memory)."""
 
-    def __init__(self) -> None:
+    def __init__(self, job: ImportJob) -> None:
         self.file: IO[str] = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")
         self.out = csv.writer(self.file)
+        self.names = (job.filename, job.contracts_filename) if job.contracts_filename else None
 
     def add(self, line: int, column: str, value: str, reason: str) -> None:
         self.out.writerow((line, column, value[:2000], reason))
 
+    def at(self, line: int) -> str:
+        """A line of the pass as a person finds it: "line 7", or "line 7 of contracts.csv"."""
+        if self.names is None:
+            return f"line {line}"
+        second = line >= SECOND
+        return f"line {line - SECOND if second else line} of {self.names[second]}"
+
     def rows(self) -> Iterator[dict[str, Any]]:
         self.file.seek(0)
         for line, column, value, reason in csv.reader(self.file):
-            yield {"line": int(line), "column": column, "value": value, "reason": reason}
+            second = int(line) >= SECOND
+            yield {"file": 2 if second else 1, "line": int(line) - SECOND * second,
+                   "column": column, "value": value, "reason": reason}  # fmt: skip
 
     def close(self) -> None:
         self.file.close()
@@ -187,26 +209,42 @@ def _finish(db: Database, job_id: int, status: ImportStatus, message: str) -> No
 
 def _pass(db: Database, job: ImportJob, files: imports.JobFiles,
           on_progress: OnProgress | None) -> None:  # fmt: skip
-    fmt = imports.file_format(job)
+    path, fmt = imports.file_format(job)
     # A saved mapping may name a column this file lacks: refused before any row is read.
-    mapping = check_mapping(fmt.header, job.mapping["columns"], job.mapping["match"])
-    mapper = RowMapper(fmt.header, mapping)
+    match = job.mapping["match"]
+    mapper = RowMapper(fmt.header, check_mapping(fmt.header, job.mapping["columns"], match))
+    second: tuple[Path, csvfiles.CsvFormat, RowMapper] | None = None
+    if job.contracts_filename:
+        path_2, fmt_2 = imports.file_format(job, contracts=True)
+        columns = check_contracts_mapping(fmt_2.header, job.mapping.get("contracts_columns", {}),
+                                          match, filename=job.contracts_filename)  # fmt: skip
+        second = path_2, fmt_2, RowMapper(fmt_2.header, {"columns": columns, "match": match})
     status = ImportStatus(job.status)
     figures = _Figures(db, job, files, status, on_progress)
-    spool = _Spool()
+    spool = _Spool(job)
     tally = Tally()
     session = db.sessions()
+
+    def read(rows: Iterator[tuple[int, list[str]]], add: Callable[[int, list[str]], None],
+             offset: int = 0) -> None:  # fmt: skip
+        for line, row in rows:
+            tally.rows += 1
+            add(offset + line, row)
+            if tally.rows % CHUNK_ROWS == 0:
+                figures.update(tally.rows)
+                if files.cancel_requested():
+                    raise Cancelled("cancelled by the user")
+
     try:
         batch = upserts.Batch(session, match=mapper.match, place="line", unique=True)
-        reader = _Reader(mapper, spool)
+        reader = _Reader(mapper, spool, second[2] if second else None)
         with batch.writer() as stage:
-            for line, row in csvfiles.rows(Path(job.source_path), fmt):
-                tally.rows += 1
-                reader.add(line, row, stage, tally)
-                if tally.rows % CHUNK_ROWS == 0:
-                    figures.update(tally.rows)
-                    if files.cancel_requested():
-                        raise Cancelled("cancelled by the user")
+            read(csvfiles.rows(path, fmt), lambda line, row: reader.add(line, row, stage, tally))
+            if second is not None:
+                read(csvfiles.rows(second[0], second[1]),
+                     lambda line, row: reader.add_contract(line, row, stage, tally),
+                     offset=SECOND)  # fmt: skip
+        batch.orphans = bool(reader.orphans)
         figures.update(tally.rows, force=True, phase="writing")
         batch.merge(source="import", user_id=job.user_id)
         if files.cancel_requested():
@@ -254,39 +292,60 @@ def _pass(db: Database, job: ImportJob, files: imports.JobFiles,
 class _Reader:
     """Checks rows one by one and stages the good ones: a contact's first good row is the
     head of its item (the item is that line), and every row stages its contract under its
-    own line."""
+    own line. A contracts file's row joins its contact's item, or else an orphan item (its
+    first line there) for a contact that is not in the first file."""
 
-    def __init__(self, mapper: RowMapper, spool: _Spool) -> None:
-        self.mapper, self.spool = mapper, spool
+    def __init__(self, mapper: RowMapper, spool: _Spool, second: RowMapper | None = None) -> None:
+        self.mapper, self.spool, self.second = mapper, spool, second
         self.contacts: dict[int, int] = {}  # hash(key) → line << 64 | hash(values)
         self.contracts: dict[int, int] = {}  # hash(contract key) → line
         self.recent: dict[str, list[Any]] = {}  # the last rows' contacts, to name changes
         self.older: dict[str, list[Any]] = {}
         self.key = CONTACT_ORDER.index(mapper.match)
         self.bare: dict[int, list[int]] = {}  # item → its later lines that stage nothing
+        self.refused: dict[int, int] = {}  # hash(key) → first line of a contact never accepted
+        self.orphans: dict[int, int] = {}  # hash(key) → item of a contact only the 2nd file has
+
+    def column_of(self, line: int, field: str) -> str:
+        """The column of the line's file that fills a field."""
+        mapper = self.second if line >= SECOND and self.second is not None else self.mapper
+        return mapper.column_of(field)
 
     def reject(self, line: int, errors: list[FieldError], tally: Tally) -> None:
         for error in errors:
-            column = self.mapper.column_of(error.field)
+            column = self.column_of(line, error.field)
             self.spool.add(line, column, error.value, _reason(error, column))
         tally.rejected += 1
 
-    def add(self, line: int, row: list[str], stage: Callable[[tuple[Any, ...]], None],
-            tally: Tally) -> None:  # fmt: skip
-        mapper = self.mapper
+    def typed(self, mapper: RowMapper, line: int, row: list[str], tally: Tally
+              ) -> tuple[str, list[Any], list[Any] | None] | None:  # fmt: skip
+        """The row's contact key, contact values and contract values; None when refused."""
         if len(row) != mapper.width:
             self.spool.add(line, "", "", f"has {len(row)} values where the header has "
                                          f"{mapper.width} columns")  # fmt: skip
             tally.rejected += 1
-            return
+            return None
         contact, contract, errors = mapper.typed(row)
         key: str = contact[self.key] or ""
+        if not key and mapper is self.second:  # its one contact field: the contact rules' say
+            errors = [e for e in errors if not e.field.startswith("contact.")]  # does not fit
         if not key and not any(e.field == f"contact.{mapper.match}" for e in errors):
             errors.append(FieldError(f"contact.{mapper.match}", "", "is empty; every row needs "
                                      "one to find its contact"))  # fmt: skip
         if errors:
+            if key and mapper is self.mapper and hash(key) not in self.contacts:
+                self.refused.setdefault(hash(key), line)
             self.reject(line, errors, tally)
+            return None
+        return key, contact, contract
+
+    def add(self, line: int, row: list[str], stage: Callable[[tuple[Any, ...]], None],
+            tally: Tally) -> None:  # fmt: skip
+        checked = self.typed(self.mapper, line, row, tally)
+        if checked is None:
             return
+        key, contact, contract = checked
+        mapper = self.mapper
         attributes = contact[-1]
         values = hash((*contact[:-1], attributes and tuple(attributes.items()))) & _MASK
         seen = self.contacts.get(hash(key))
@@ -299,20 +358,8 @@ class _Reader:
                         f"the same contact has other values on line {seen >> 64}{differ}")],
                         tally)  # fmt: skip
             return
-        if contract is not None:
-            external_id, product, plan = contract[0], contract[1] or "", contract[2] or ""
-            if external_id:
-                contract_key = hash(("id", external_id))
-                field_name, shown = "contract.external_id", external_id
-            else:
-                contract_key = hash((key, product, plan))
-                field_name, shown = "contract.product", product
-            earlier_line = self.contracts.get(contract_key)
-            if earlier_line is not None:
-                self.reject(line, [FieldError(field_name, shown, "duplicate in file: the same "
-                            f"contract as line {earlier_line}")], tally)  # fmt: skip
-                return
-            self.contracts[contract_key] = line
+        if contract is not None and not self.new_contract(line, key, contract, tally):
+            return
         if seen is None:
             self.recent[key] = contact
             if len(self.recent) >= CHUNK_ROWS:
@@ -323,6 +370,47 @@ class _Reader:
             stage(upserts.stage_values(seen >> 64, line, line, key, None, contract))
         else:
             self.bare.setdefault(seen >> 64, []).append(line)
+
+    def new_contract(self, line: int, key: str, contract: list[Any], tally: Tally) -> bool:
+        """Refuse a contract the files held before; else remember it and say it is new."""
+        external_id, product, plan = contract[0], contract[1] or "", contract[2] or ""
+        if external_id:
+            contract_key = hash(("id", external_id))
+            field_name, shown = "contract.external_id", external_id
+        else:
+            contract_key = hash((key, product, plan))
+            field_name, shown = "contract.product", product
+        earlier_line = self.contracts.get(contract_key)
+        if earlier_line is not None:
+            self.reject(line, [FieldError(field_name, shown, "duplicate in file: the same "
+                        f"contract as {self.spool.at(earlier_line)}")], tally)  # fmt: skip
+            return False
+        self.contracts[contract_key] = line
+        return True
+
+    def add_contract(self, line: int, row: list[str], stage: Callable[[tuple[Any, ...]], None],
+                     tally: Tally) -> None:  # fmt: skip
+        """Check a contracts file's row and stage its contract under its contact's item."""
+        assert self.second is not None
+        mapper = self.second
+        checked = self.typed(mapper, line, row, tally)
+        if checked is None:
+            return
+        key, _contact, contract = checked
+        if contract is None:
+            self.reject(line, [FieldError("", "", "holds no contract: every row of a contracts "
+                                                  "file is one contract")], tally)  # fmt: skip
+            return
+        seen = self.contacts.get(hash(key))
+        if seen is None and hash(key) in self.refused:
+            self.reject(line, [FieldError(f"contact.{mapper.match}", key, "not imported: its "
+                        f"contact has an error on {self.spool.at(self.refused[hash(key)])}")],
+                        tally)  # fmt: skip
+            return
+        if not self.new_contract(line, key, contract, tally):
+            return
+        item = self.orphans.setdefault(hash(key), line) if seen is None else seen >> 64
+        stage(upserts.stage_values(item, line, line, key, None, contract))
 
 
 def _differences(first: list[Any], other: list[Any]) -> str:
@@ -351,12 +439,12 @@ def _refused(batch: upserts.Batch, reader: _Reader, spool: _Spool, tally: Tally)
         entity = "contact" if refusal.n is None else "contract"
         line = refusal.item if refusal.n is None else refusal.n
         name = f"{entity}.{refusal.field}"
-        column = reader.mapper.column_of(name)
+        column = reader.column_of(line, name)
         error = FieldError(name, refusal.value or "", refusal.reason)
         spool.add(line, column, error.value, _reason(error, column))
         named.setdefault(refusal.item, set()).add(line)
     for item, all_lines in lines.items():
         first = min(named[item])
         for line in sorted(all_lines - named[item]):
-            spool.add(line, "", "", f"not imported: its contact has an error on line {first}")
+            spool.add(line, "", "", f"not imported: its contact has an error on {spool.at(first)}")
         tally.rejected += len(all_lines | named[item])

@@ -9,7 +9,8 @@ web and the workers share (the worker reads the upload from there):
 moment that process dies — a job in `checking`/`importing` whose lock is free was abandoned
 and can be retried; `<upload>.progress` holds the live figures (SQLite has one writer, and the
 import's transaction is it, so figures cannot be committed to the database while it runs);
-`<upload>.cancel` asks the running import to stop and roll back.
+`<upload>.cancel` asks the running import to stop and roll back; `<upload>.contracts.csv` is
+the job's second file, when its contracts come in a file of their own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from campaigns.audience import csvfiles, mappings
@@ -67,6 +68,7 @@ class JobFiles:
         self.lock = self.source.with_name(self.source.name + ".lock")
         self.progress = self.source.with_name(self.source.name + ".progress")
         self.cancel = self.source.with_name(self.source.name + ".cancel")
+        self.contracts = self.source.with_name(self.source.stem + ".contracts.csv")
 
     @contextmanager
     def hold(self) -> Iterator[bool]:
@@ -110,7 +112,8 @@ class JobFiles:
         """Remove the side files, and the upload itself once the job has ended."""
         # The lock file goes too once the job has ended: whoever still opens it finds the
         # job final and does nothing.
-        for path in (self.progress, self.cancel, *([self.source, self.lock] if upload else [])):
+        uploads = [self.source, self.contracts, self.lock] if upload else []
+        for path in (self.progress, self.cancel, *uploads):
             path.unlink(missing_ok=True)
 
 
@@ -118,29 +121,48 @@ def imports_dir(data_dir: Path) -> Path:
     return data_dir / "imports"
 
 
-def store_upload(data_dir: Path, stream: IO[bytes]) -> Path:
-    """Copy an uploaded file into the data directory under a name of our own making."""
+def store_upload(data_dir: Path, stream: IO[bytes], *, contracts_of: Path | None = None) -> Path:
+    """Copy an uploaded file into the data directory under a name of our own making (a second
+    file of contracts beside the upload `contracts_of`)."""
     folder = imports_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.csv"
+    if contracts_of is not None:
+        path = JobFiles(contracts_of).contracts
     with path.open("wb") as out:
         shutil.copyfileobj(stream, out, 1 << 20)
     return path
 
 
-def create_job(session: Session, path: Path, *, filename: str, user_id: int | None) -> ImportJob:
-    """Register a stored upload as a job; an unreadable file is refused (and removed)."""
+def create_job(session: Session, path: Path, *, filename: str, user_id: int | None,
+               contracts_filename: str = "") -> ImportJob:  # fmt: skip
+    """Register a stored upload as a job; an unreadable file is refused (and removed).
+
+    `contracts_filename` names a second file of contracts, stored with `store_upload(...,
+    contracts_of=path)`.
+    """
+    files = JobFiles(path)
+    second: csvfiles.CsvFormat | None = None
     try:
         fmt = csvfiles.inspect(path)
+        if contracts_filename:
+            try:
+                second = csvfiles.inspect(files.contracts)
+            except ValidationError as exc:
+                raise ValidationError(f"the contracts file {contracts_filename}: {exc}",
+                                      field="contracts_file") from None  # fmt: skip
     except ValidationError:
-        path.unlink(missing_ok=True)
+        files.remove(upload=True)
         raise
     job = ImportJob(
         user_id=user_id, filename=Path(filename or "contacts.csv").name[:255],
         source_path=str(path), status=ImportStatus.PENDING, mode=ImportMode.ALL_OR_NOTHING,
         dry_run=True, encoding=fmt.encoding, delimiter=fmt.delimiter, mapping={},
-        total_rows=fmt.approx_rows,
+        total_rows=fmt.approx_rows + (second.approx_rows if second else 0),
     )  # fmt: skip
+    if second is not None:
+        job.contracts_filename = Path(contracts_filename).name[:255]
+        job.contracts_encoding, job.contracts_delimiter = second.encoding, second.delimiter
     session.add(job)
     session.flush()
     return job
@@ -164,24 +186,29 @@ class Preview:
     delimiter: str
 
 
-def preview(job: ImportJob) -> Preview:
-    """Read the header and the first rows of a job's file."""
-    fmt = file_format(job)
+def preview(job: ImportJob, *, contracts: bool = False) -> Preview:
+    """Read the header and the first rows of a job's file (or of its contracts file)."""
+    path, fmt = file_format(job, contracts=contracts)
     sample = []
-    for _line, row in csvfiles.rows(Path(job.source_path), fmt):
+    for _line, row in csvfiles.rows(path, fmt):
         sample.append(row)
         if len(sample) == SAMPLE_ROWS:
             break
-    return Preview(fmt.header, sample, job.encoding, job.delimiter)
+    return Preview(fmt.header, sample, fmt.encoding, fmt.delimiter)
 
 
-def file_format(job: ImportJob) -> csvfiles.CsvFormat:
-    """The job's file as detected at upload (the header read again: it is one line)."""
+def file_format(job: ImportJob, *, contracts: bool = False) -> tuple[Path, csvfiles.CsvFormat]:
+    """The job's file (or its contracts file) and its format as detected at upload (the header
+    read again: it is one line)."""
     path = Path(job.source_path)
+    encoding, delimiter = job.encoding, job.delimiter
+    if contracts:
+        path = JobFiles(path).contracts
+        encoding, delimiter = job.contracts_encoding, job.contracts_delimiter
     if not path.exists():
         raise ValidationError("the uploaded file is no longer there; upload it again", field="file")
-    header = csvfiles.header(path, job.encoding, job.delimiter)
-    return csvfiles.CsvFormat(job.encoding, job.delimiter, header, job.total_rows)
+    header = csvfiles.header(path, encoding, delimiter)
+    return path, csvfiles.CsvFormat(encoding, delimiter, header, job.total_rows)
 
 
 def configure(
@@ -193,14 +220,21 @@ def configure(
     save_as: str = "",
     dry_run: bool = True,
     mode: ImportMode = ImportMode.ALL_OR_NOTHING,
+    contracts_columns: dict[str, str] | None = None,
 ) -> ImportJob:
     """Set the job's mapping (optionally saved under a name); the job then awaits a worker.
 
-    The admin always checks first (`dry_run`) and lets the user choose the mode after the
-    report; the CLI may import at once in the mode given on its command line.
+    `contracts_columns` maps the contracts file's columns, when the job has one. The admin
+    always checks first (`dry_run`) and lets the user choose the mode after the report; the
+    CLI may import at once in the mode given on its command line.
     """
     job = get_job(session, job_id)
-    mapping = mappings.check_mapping(file_format(job).header, columns, match)
+    mapping = mappings.check_mapping(file_format(job)[1].header, columns, match)
+    if job.contracts_filename:
+        header = file_format(job, contracts=True)[1].header
+        mapping["contracts_columns"] = mappings.check_contracts_mapping(
+            header, contracts_columns or {}, match, filename=job.contracts_filename
+        )
     if job.status != ImportStatus.PENDING:
         move(job, ImportStatus.PENDING)
     job.mapping = mapping
@@ -327,13 +361,9 @@ def progress(session: Session, job_id: int, *, now: datetime) -> Progress:
 
 
 def row_errors(session: Session, job_id: int, *, limit: int | None = None) -> list[ImportRowError]:
-    """The job's row errors in file order."""
-    query = (
-        select(ImportRowError)
-        .where(ImportRowError.job_id == job_id)
-        .order_by(ImportRowError.line, ImportRowError.id)
-        .limit(limit)
-    )
+    """The job's row errors in file order (the first file's, then the contracts file's)."""
+    e = ImportRowError
+    query = select(e).where(e.job_id == job_id).order_by(e.file, e.line, e.id).limit(limit)
     return list(session.scalars(query))
 
 
@@ -353,35 +383,38 @@ def replace_row_errors(session: Session, job_id: int, rows: Iterator[dict[str, A
 ERROR_HEADER = ("line", "column", "value", "reason")
 
 
+def file_name(job: ImportJob, error: ImportRowError) -> str:
+    """The name of the file a row error is in."""
+    return job.contracts_filename if error.file == 2 else job.filename
+
+
 def errors_csv(session: Session, job_id: int) -> Iterator[str]:
-    """The full row-error report as CSV text, a few hundred rows at a time.
+    """The full row-error report as CSV text, a few hundred rows at a time; a job with a
+    contracts file has a first column naming each row's file.
 
     Cells that a spreadsheet would run as a formula are neutralised (RELIABILITY.md 29).
     """
-    get_job(session, job_id)
+    job = get_job(session, job_id)
+    two = bool(job.contracts_filename)
     buffer = io.StringIO()
     out = csv.writer(buffer)
-    out.writerow(ERROR_HEADER)
-    last_id, last_line = 0, 0
+    out.writerow(("file", *ERROR_HEADER) if two else ERROR_HEADER)
+    e = ImportRowError
+    after = (0, 0, 0)
     while True:
-        query = (
-            select(ImportRowError)
-            .where(ImportRowError.job_id == job_id)
-            .where((ImportRowError.line > last_line)
-                   | ((ImportRowError.line == last_line) & (ImportRowError.id > last_id)))
-            .order_by(ImportRowError.line, ImportRowError.id)
-            .limit(500)
-        )  # fmt: skip
+        query = (select(e).where(e.job_id == job_id, tuple_(e.file, e.line, e.id) > after)
+                 .order_by(e.file, e.line, e.id).limit(500))  # fmt: skip
         batch = list(session.scalars(query))
         for error in batch:
-            out.writerow([error.line, *(csvfiles.neutral(v) for v in (error.column, error.value,
-                                                               error.reason))])  # fmt: skip
+            cells = [csvfiles.neutral(v) for v in (error.column, error.value, error.reason)]
+            name = [csvfiles.neutral(file_name(job, error))] if two else []
+            out.writerow([*name, error.line, *cells])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
         if len(batch) < 500:
             return
-        last_line, last_id = batch[-1].line, batch[-1].id
+        after = (batch[-1].file, batch[-1].line, batch[-1].id)
 
 
 def write_errors_file(session: Session, job_id: int, path: Path) -> int:

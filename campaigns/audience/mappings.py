@@ -1,6 +1,8 @@
 """Column mappings of an import: which CSV column feeds which field, suggested and saved.
 
-A mapping is plain JSON, `{"columns": {"E-mail": "contact.email", ...}, "match": "email"}`.
+A mapping is plain JSON, `{"columns": {"E-mail": "contact.email", ...}, "match": "email"}`,
+with `"contracts_columns"` for a job whose contracts come in a second file (each row one
+contract and the key that finds its contact).
 Fields are `contact.<name>`, `contract.<name>`, or a typed custom attribute
 `contact.attributes.<name>:<type>` (and `contract.attributes...`) where the type is text,
 number, date or bool. `RowMapper` turns one CSV row into the raw contact and contract values
@@ -54,7 +56,8 @@ FIELDS = {**CONTACT_FIELDS, **CONTRACT_FIELDS}
 
 # Header names (lower case, letters and digits joined by "_") a CRM export commonly uses.
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "contact.email": ("email", "e_mail", "mail", "email_address", "e_mail_address", "emailaddress"),
+    "contact.email": ("email", "e_mail", "mail", "email_address", "e_mail_address", "emailaddress",
+                      "customer_email", "contact_email"),
     "contact.external_id": ("external_id", "customer_id", "customer_number", "customer_no",
                             "client_id", "crm_id", "contact_id", "account_id"),
     "contact.first_name": ("first_name", "firstname", "given_name", "forename", "first"),
@@ -119,27 +122,36 @@ def attribute_name(column: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")[:100] or "column"
 
 
-def choices(column: str) -> list[tuple[str, str]]:
-    """Every field a column may map to, as (spec, label), for a form's drop-down."""
+KEYS = {f"contact.{key}": CONTACT_FIELDS[f"contact.{key}"] for key in MATCH_KEYS}
+
+
+def choices(column: str, *, contracts_file: bool = False) -> list[tuple[str, str]]:
+    """Every field a column may map to, as (spec, label), for a form's drop-down; a contracts
+    file's columns fill contract fields and the key that finds the contact."""
     name = attribute_name(column)
-    found = list(FIELDS.items())
-    for entity in ("contact", "contract"):
+    found = list({**KEYS, **CONTRACT_FIELDS}.items() if contracts_file else FIELDS.items())
+    for entity in ("contract",) if contracts_file else ("contact", "contract"):
         found += [(f"{entity}.attributes.{name}:{kind}",
                    f"{entity.capitalize()} attribute “{name}” ({kind})")
                   for kind in ATTRIBUTE_TYPES]  # fmt: skip
     return found
 
 
-def suggest(header: Sequence[str], sample: Sequence[Sequence[str]] = ()) -> dict[str, str]:
-    """Guess a mapping from header names; unknown columns become attributes of a guessed type."""
+def suggest(header: Sequence[str], sample: Sequence[Sequence[str]] = (), *,
+            contracts_file: bool = False) -> dict[str, str]:  # fmt: skip
+    """Guess a mapping from header names; unknown columns become attributes of a guessed type
+    (of the contact, or in a contracts file of the contract)."""
     mapping: dict[str, str] = {}
+    allowed = {**KEYS, **CONTRACT_FIELDS} if contracts_file else FIELDS
     taken: set[str] = set()
+    entity = "contract" if contracts_file else "contact"
     for index, column in enumerate(header):
         key = attribute_name(column)
-        spec = next((f for f, names in SYNONYMS.items() if key in names and f not in taken), None)
+        spec = next((f for f, names in SYNONYMS.items()
+                     if key in names and f not in taken and f in allowed), None)  # fmt: skip
         if spec is None:
             values = [row[index] for row in sample if index < len(row) and row[index].strip()]
-            spec = f"contact.attributes.{key}:{_guess_kind(values)}"
+            spec = f"{entity}.attributes.{key}:{_guess_kind(values)}"
         mapping[column] = spec
         taken.add(spec)
     return mapping
@@ -164,19 +176,47 @@ def check_mapping(header: Sequence[str], columns: Mapping[str, str], match: str)
     Returns the mapping as stored on a job: `{"columns": {...}, "match": ...}`, with columns
     mapped to nothing ("" = ignore) left out.
     """
+    return {"columns": _checked(header, columns, match), "match": match}
+
+
+def check_contracts_mapping(header: Sequence[str], columns: Mapping[str, str], match: str, *,
+                            filename: str = "the contracts file") -> dict[str, str]:  # fmt: skip
+    """Refuse a contracts file's mapping that fills contact fields (they belong in the first
+    file), fills no contract field, or lacks the key that finds each contract's contact.
+
+    Returns the columns as stored on a job (under "contracts_columns").
+    """
+    kept = _checked(header, columns, match, filename=filename)
+    for column, spec in kept.items():
+        if not spec.startswith("contract.") and spec != f"contact.{match}":
+            raise ValidationError(
+                f"{filename}: column {column!r} fills {target(spec).field}, but a contracts file "
+                f"fills contract fields and contact.{match} only (contacts are matched by "
+                f"{match}); map it in the contacts file, or ignore it", field="contracts_mapping",
+            )  # fmt: skip
+    if all(not spec.startswith("contract.") for spec in kept.values()):
+        raise ValidationError(f"{filename}: no column is mapped to a contract field",
+                              field="contracts_mapping")  # fmt: skip
+    return kept
+
+
+def _checked(header: Sequence[str], columns: Mapping[str, str], match: str, *,
+             filename: str = "") -> dict[str, str]:  # fmt: skip
     if match not in MATCH_KEYS:
         raise ValidationError("contacts are matched by email or by external_id", field="match")
+    where = f"{filename}: " if filename else ""
     kept: dict[str, str] = {}
     used: dict[str, str] = {}
     for column, spec in columns.items():
         if not spec:
             continue
         if column not in header:
-            raise ValidationError(f"the file has no column {column!r}", field="mapping")
+            raise ValidationError(f"{where or 'the file '}has no column {column!r}",
+                                  field="mapping")  # fmt: skip
         field = target(spec).field
         if field in used:
             raise ValidationError(
-                f"the columns {used[field]!r} and {column!r} both fill {field}; choose one",
+                f"{where}the columns {used[field]!r} and {column!r} both fill {field}; choose one",
                 field="mapping",
             )
         used[field] = column
@@ -185,11 +225,11 @@ def check_mapping(header: Sequence[str], columns: Mapping[str, str], match: str)
     if key not in used:
         what = "e-mail addresses" if match == "email" else "external ids"
         raise ValidationError(
-            f"no column is mapped to {key}, and contacts are matched by it: map the column that "
-            f"holds the {what}" + (", or match by external id" if match == "email" else ""),
+            f"{where}no column is mapped to {key}, and contacts are matched by it: map the column "
+            f"that holds the {what}" + (", or match by external id" if match == "email" else ""),
             field="mapping",
         )
-    return {"columns": kept, "match": match}
+    return kept
 
 
 def convert(kind: str, raw: str) -> Any:
@@ -380,7 +420,9 @@ def get_mapping(session: Session, name: str) -> ImportMapping:
     return saved
 
 
-def applied(saved: Mapping[str, Any], header: Sequence[str]) -> dict[str, str]:
-    """A saved mapping's columns that this file has (a column it lacks is simply not mapped)."""
-    columns: dict[str, str] = saved.get("columns", {})
+def applied(saved: Mapping[str, Any], header: Sequence[str], *, contracts_file: bool = False
+            ) -> dict[str, str]:  # fmt: skip
+    """A saved mapping's columns that this file (or contracts file) has (a column it lacks is
+    simply not mapped)."""
+    columns: dict[str, str] = saved.get("contracts_columns" if contracts_file else "columns", {})
     return {column: spec for column, spec in columns.items() if column in header}

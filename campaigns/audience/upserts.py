@@ -206,7 +206,9 @@ class Batch:
 
     `unique` promises that each contact key and each contract appears once (the import has
     checked the file), which spares the duplicate checks. `place` names a row's `line` in
-    messages ("item" for the API, "line" for a file).
+    messages ("item" for the API, "line" for a file). Set `orphans` when some items have no
+    head (a contracts file's rows for a contact not in the file): their contracts go to the
+    stored contact of their key, and are refused where there is none.
     """
 
     def __init__(self, session: Session, *, match: str = "email", place: str = "item",
@@ -214,6 +216,7 @@ class Batch:
         if match not in ("email", "external_id"):
             raise ValueError("match must be 'email' or 'external_id'")
         self.session, self.match, self.place, self.unique = session, match, place, unique
+        self.orphans = False
         self.postgres = session.get_bind().dialect.name == "postgresql"
         connection = session.connection()
         for table in (STAGE, ERRORS):
@@ -418,6 +421,13 @@ class _Merge:
         self.refuse(select(s.c.item, null(), literal(match), literal(""),
                            literal("is required to match")).where(s.c.head, s.c.key.is_(None)),
                     fatal=True)  # fmt: skip
+        if self.batch.orphans:
+            self.refuse(
+                select(s.c.item, null(), literal(match), func.min(s.c.key),
+                       literal("matches no contact, neither in the contacts file nor stored"))
+                .where(s.c.contact_id.is_(None)).group_by(s.c.item)
+                .having(func.max(sql_cast(s.c.head, Integer)) == 0), fatal=True,
+            )  # fmt: skip
         if not self.batch.unique:
             self.twice(s.c.key, s.c.head, match, null())
         s_open = self.open_items(s)

@@ -39,7 +39,13 @@ class ImportJob(Base):
     dry_run: Mapped[bool] = mapped_column(default=True)
     encoding: Mapped[str] = mapped_column(String(20), default="")
     delimiter: Mapped[str] = mapped_column(String(1), default="")
-    # CSV column → product field (contact.email, contract.ends_on, attribute:tier:int …)
+    # A second file of contracts, one per row, each naming its contact by the match key ("" when
+    # the contracts, if any, are in the first file). It is kept beside the first file.
+    contracts_filename: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    contracts_encoding: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    contracts_delimiter: Mapped[str] = mapped_column(String(1), default="", server_default="")
+    # CSV column → product field (contact.email, contract.ends_on, attribute:tier:int …), and
+    # the second file's under "contracts_columns"
     mapping: Mapped[json_dict]
     total_rows: Mapped[int] = mapped_column(default=0)
     processed_rows: Mapped[int] = mapped_column(default=0)
@@ -56,10 +62,12 @@ class ImportRowError(Base):
     """One refused value of an import: which line, which column, what it held, and why."""
 
     __tablename__ = "import_row_errors"
-    __table_args__ = (Index("ix_import_row_errors_job_line", "job_id", "line"),)
+    # The report reads a job's errors a page at a time in file and line order.
+    __table_args__ = (Index("ix_import_row_errors_job_line", "job_id", "file", "line", "id"),)
 
     id: Mapped[intpk]
     job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    file: Mapped[int] = mapped_column(default=1, server_default="1")  # 1 or 2 (the contracts)
     line: Mapped[int]
     column: Mapped[str] = mapped_column(String(200), default="")
     value: Mapped[str] = mapped_column(Text, default="")

@@ -32,17 +32,28 @@ def write(path: Path, text: str, encoding: str = "latin-1") -> Path:
 
 
 def new_job(
-    db: Database, data_dir: Path, source: Path, *, match: str = "email", **configure: object
-) -> int:
-    """Store the file as an upload would and set the suggested mapping (tier as a number)."""
+    db: Database, data_dir: Path, source: Path, *, match: str = "email",
+    contracts: Path | None = None, **configure: object,
+) -> int:  # fmt: skip
+    """Store the file (and a contracts file) as an upload would and set the suggested mapping
+    (tier as a number)."""
     with source.open("rb") as stream:
         stored = imports.store_upload(data_dir, stream)
+    if contracts is not None:
+        with contracts.open("rb") as stream:
+            imports.store_upload(data_dir, stream, contracts_of=stored)
     with db.unit_of_work() as s:
-        job = imports.create_job(s, stored, filename=source.name, user_id=None)
+        second_name = contracts.name if contracts else ""
+        job = imports.create_job(s, stored, filename=source.name, user_id=None,
+                                 contracts_filename=second_name)  # fmt: skip
         preview = imports.preview(job)
         columns = mappings.suggest(preview.header, preview.sample)
         if "Tier" in columns:
             columns["Tier"] = "contact.attributes.tier:number"
+        if contracts is not None:
+            second = imports.preview(job, contracts=True)
+            configure.setdefault("contracts_columns", mappings.suggest(
+                second.header, second.sample, contracts_file=True))  # fmt: skip
         imports.configure(s, job.id, columns, match=match, **configure)  # type: ignore[arg-type]
         return job.id
 

@@ -67,3 +67,24 @@ def test_the_cli_uses_a_saved_mapping_by_name(cli: CliRunner, db: Database, tmp_
     assert "tab-separated" in result.output and "Kunde → contact.external_id" in result.output
     with db.unit_of_work() as s:
         assert s.scalars(select(Contact.external_id)).one() == "K-7"
+
+
+def test_the_cli_takes_the_contracts_from_a_second_file(
+    cli: CliRunner, db: Database, tmp_path: Path
+) -> None:
+    people = write(tmp_path / "people.csv", "email,first_name\nann@example.com,Ann\n", "utf-8")
+    deals = write(tmp_path / "deals.csv", (
+        "customer_email,contract_id,product,ends_on,starts_on\n"
+        "ann@example.com,K-1,Premium Support,2027-01-01,2026-01-01\n"
+        "zed@example.com,K-2,Premium Support,2027-01-01,2026-01-01\n"
+    ), "utf-8")  # fmt: skip
+    args = ["contacts", "import", str(people), "--contracts", str(deals)]
+    failed = cli.invoke(main, args)
+    assert failed.exit_code == 1, failed.output
+    assert "deals.csv: utf-8, comma-separated\n  customer_email → contact.email" in failed.output
+    assert ("deals.csv line 3, customer_email: 'zed@example.com' matches no contact, neither in "
+            "the contacts file nor stored") in failed.output  # fmt: skip
+    done = cli.invoke(main, [*args, "--valid-rows"])
+    assert done.exit_code == 0, done.output
+    assert "Contacts: 1 created. Contracts: 1 created." in done.output
+    assert _emails(db) == {"ann@example.com"}

@@ -42,8 +42,9 @@ def _upload(client: FlaskClient, text: bytes, name: str = "contacts.csv") -> str
 
 def _mapping_form(page: str) -> dict[str, str]:
     form = {name: value for name, value in re.findall(
-        r'<select id="(field_\d+)" name="field_\d+">.*?<option value="([^"]*)" selected', page,
-        re.S)}  # fmt: skip
+        r'<select id="((?:field|contracts)_\d+)" name="\w+">\s*<option value="">[^<]*</option>'
+        r'(?:\s*<option value="[^"]*" >[^<]*</option>)*\s*<option value="([^"]*)" selected',
+        page)}  # fmt: skip
     form["match"] = "email"
     return form
 
@@ -117,6 +118,54 @@ def test_a_file_that_is_no_csv_is_refused_with_a_message(app: Flask, queued: lis
     }, content_type="multipart/form-data")  # fmt: skip
     assert answer.status_code == 400
     assert "the file is empty" in answer.get_data(as_text=True)
+
+
+def test_contracts_in_a_second_file_are_mapped_checked_and_reported_by_file(
+    app: Flask, db: Database, queued: list[int]
+) -> None:
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    answer = client.post("/contacts/import", data={
+        "csrf_token": csrf_token(client, "/contacts/import"),
+        "file": (io.BytesIO(b"Email,First name\nann@example.com,Ann\n"), "people.csv"),
+        "contracts_file": (io.BytesIO(
+            b"Customer email;Product;Starts on;Ends on\n"
+            b"ann@example.com;Premium Support;2026-01-01;2027-01-01\n"
+            b"zed@example.com;Premium Support;2026-01-01;2027-01-01\n"), "deals.csv"),
+    }, content_type="multipart/form-data")  # fmt: skip
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    job_url = answer.headers["Location"]
+    page = client.get(job_url).get_data(as_text=True)
+    assert "Map the columns of people.csv and deals.csv" in page
+    assert "Read as utf-8, semicolon-separated" in page
+    form = _mapping_form(page)
+    assert form == {"field_0": "contact.email", "field_1": "contact.first_name",
+                    "contracts_0": "contact.email", "contracts_1": "contract.product",
+                    "contracts_2": "contract.starts_on", "contracts_3": "contract.ends_on",
+                    "match": "email"}  # fmt: skip
+    # A contact field in the contracts file is refused, naming the file and the column.
+    refused = client.post(
+        job_url + "/mapping",
+        data={
+            **form,
+            "contracts_1": "contact.first_name",
+            "csrf_token": csrf_token(client, job_url),
+        },
+    )
+    assert refused.status_code == 400
+    assert "deals.csv: column &#39;Product&#39; fills contact.first_name" in refused.get_data(
+        as_text=True)  # fmt: skip
+    client.post(job_url + "/mapping", data={**form, "csrf_token": csrf_token(client, job_url)})
+    (job_id,) = queued
+    importer.run(db, job_id)
+    report = client.get(job_url).get_data(as_text=True)
+    assert ('<td data-label="File">deals.csv</td><td class="num" data-label="Line">3</td>'
+            in report)  # fmt: skip
+    assert "matches no contact, neither in the contacts file nor stored" in report
+    errors = client.get(job_url + "/errors.csv").get_data(as_text=True).splitlines()
+    assert errors == ["file,line,column,value,reason", "deals.csv,3,Customer email,"
+                      "zed@example.com,\"matches no contact, neither in the contacts file nor "
+                      "stored\""]  # fmt: skip
 
 
 @pytest.fixture

@@ -63,20 +63,26 @@ def upload() -> BaseResponse | tuple[str, int]:
     file = request.files.get("file")
     if file is None or not file.filename:
         flash("Choose a CSV file to upload.", "error")
-        with unit_of_work() as s:
-            page = render_template("admin/imports.html", jobs=imports.recent_jobs(s, limit=10))
-        return page, 400
+        return _upload_page(400)
+    second = request.files.get("contracts_file")
+    second_name = second.filename if second is not None and second.filename else ""
     path = imports.store_upload(settings().data_dir, file.stream)
+    if second is not None and second_name:
+        imports.store_upload(settings().data_dir, second.stream, contracts_of=path)
     try:
         with unit_of_work() as s:
-            job = imports.create_job(s, path, filename=file.filename, user_id=g.user["id"])
+            job = imports.create_job(s, path, filename=file.filename, user_id=g.user["id"],
+                                     contracts_filename=second_name)  # fmt: skip
             job_id = job.id
     except ValidationError as exc:
         flash(f"This file cannot be imported: {exc}.", "error")
-        with unit_of_work() as s:
-            page = render_template("admin/imports.html", jobs=imports.recent_jobs(s, limit=10))
-        return page, 400
+        return _upload_page(400)
     return redirect(url_for("imports.job", job_id=job_id))
+
+
+def _upload_page(status: int) -> tuple[str, int]:
+    with unit_of_work() as s:
+        return render_template("admin/imports.html", jobs=imports.recent_jobs(s, limit=10)), status
 
 
 @bp.route("/contacts/import/<int:job_id>")
@@ -96,30 +102,40 @@ def job(job_id: int) -> str:
 def _mapping_page(
     s: Any, found: Any, saved_name: str, *, form: Any = None, status: int = 200
 ) -> Any:
-    preview = imports.preview(found)
-    chosen = mappings.suggest(preview.header, preview.sample)
+    saved = mappings.saved_mappings(s)
+    named = next((m for m in saved if m.name == saved_name), None) if saved_name else None
     match = "email"
     if found.mapping:  # back from the report to change it
-        chosen = {c: found.mapping["columns"].get(c, "") for c in preview.header}
         match = found.mapping.get("match", "email")
-    saved = mappings.saved_mappings(s)
-    if saved_name:
-        named = next((m for m in saved if m.name == saved_name), None)
-        if named is not None:
-            chosen = mappings.applied(named.mapping, preview.header)
-            match = named.mapping.get("match", "email")
+    if named is not None:
+        match = named.mapping.get("match", "email")
     if form is not None:
-        chosen = {c: form.get(f"field_{i}", "") for i, c in enumerate(preview.header)}
         match = form.get("match", "email")
-    columns = [
-        (i, column, [row[i] if i < len(row) else "" for row in preview.sample],
-         mappings.choices(column), chosen.get(column, ""))
-        for i, column in enumerate(preview.header)
-    ]  # fmt: skip
+
+    def rows(contracts_file: bool) -> list[tuple[Any, ...]]:
+        """Each column of one file: index, name, sample values, choices, the field chosen."""
+        preview = imports.preview(found, contracts=contracts_file)
+        key, prefix = ("contracts_columns", "contracts") if contracts_file else ("columns", "field")
+        chosen = mappings.suggest(preview.header, preview.sample, contracts_file=contracts_file)
+        if found.mapping:
+            chosen = {c: found.mapping.get(key, {}).get(c, "") for c in preview.header}
+        if named is not None:
+            chosen = mappings.applied(named.mapping, preview.header, contracts_file=contracts_file)
+        if form is not None:
+            chosen = {c: form.get(f"{prefix}_{i}", "") for i, c in enumerate(preview.header)}
+        return [
+            (i, column, [row[i] if i < len(row) else "" for row in preview.sample],
+             mappings.choices(column, contracts_file=contracts_file), chosen.get(column, ""))
+            for i, column in enumerate(preview.header)
+        ]  # fmt: skip
+
     page = render_template(
-        "admin/import_mapping.html", job=found, preview=preview, columns=columns, match=match,
+        "admin/import_mapping.html", job=found, columns=rows(False), match=match,
+        second=rows(True) if found.contracts_filename else None,
         saved=saved, saved_name=saved_name, save_as=form.get("save_as", "") if form else "",
         delimiter=csvfiles.DELIMITER_NAMES.get(found.delimiter, found.delimiter),
+        second_delimiter=csvfiles.DELIMITER_NAMES.get(found.contracts_delimiter,
+                                                      found.contracts_delimiter),
     )  # fmt: skip
     return (page, status) if status != 200 else page
 
@@ -130,10 +146,16 @@ def set_mapping(job_id: int) -> Any:
     form = request.form
     try:
         with unit_of_work() as s:
-            header = imports.preview(imports.get_job(s, job_id)).header
+            found = imports.get_job(s, job_id)
+            header = imports.preview(found).header
             columns = {c: form.get(f"field_{i}", "") for i, c in enumerate(header)}
+            second = None
+            if found.contracts_filename:
+                header = imports.preview(found, contracts=True).header
+                second = {c: form.get(f"contracts_{i}", "") for i, c in enumerate(header)}
             imports.configure(s, job_id, columns, match=form.get("match", "email"),
-                              save_as=form.get("save_as", ""))  # fmt: skip
+                              save_as=form.get("save_as", ""),
+                              contracts_columns=second)  # fmt: skip
     except ValidationError as exc:
         flash(f"Not checked yet: {exc}.", "error")
         with unit_of_work() as s:
