@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -166,6 +167,8 @@ class Settings:
                 seconds=_float(env, "WEBHOOK_SECONDS", 10.0, low=0.05),
                 max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, low=1, high=30),
                 timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, low=0.1),
+                allow_networks=_networks(env, "WEBHOOK_ALLOW_NETWORKS"),
+                keep_days=_int(env, "WEBHOOK_KEEP_DAYS", 30, low=1, high=3650),
             ),
             caps=Caps(
                 marketing_per_week=_int(env, "CAP_MARKETING_PER_WEEK", 2, low=0, high=100),
@@ -268,6 +271,11 @@ class Webhooks:
     seconds: float = 10.0
     max_attempts: int = 8
     timeout_seconds: float = 10.0
+    # Networks besides the public internet that webhooks may be posted to (CIDR texts); none:
+    # a subscriber's host must resolve to public addresses only (no loopback, private, link-
+    # local or cloud metadata address: the product is not a way into its own network).
+    allow_networks: tuple[str, ...] = ()
+    keep_days: int = 30  # delivered and failed webhooks are removed from the log after this
 
 
 def _bounces(env: Mapping[str, str], sender_email: str) -> Bounces:
@@ -490,6 +498,18 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for raw in env.get(name, "").split(","):
+        if raw.strip():
+            try:
+                found.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+            except ValueError:
+                raise ConfigError(f"{name}: {raw.strip()!r} is not a network like 10.20.0.0/16 "
+                                  "or 192.0.2.7") from None  # fmt: skip
+    return tuple(found)
 
 
 def _header_name(env: Mapping[str, str], name: str) -> str:

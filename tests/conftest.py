@@ -103,6 +103,7 @@ def env(
         CAP_MARKETING_PER_WEEK="0",
         CAP_MARKETING_GAP_HOURS="0",
         CAP_SERVICE_PER_DAY="0",
+        WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8",  # the tests' webhook receivers listen on loopback
     )
 
 

@@ -109,8 +109,11 @@ def refresh_reports() -> None:
 def deliver_webhooks() -> None:
     """Queue webhooks for what happened since the last run, then send those due."""
     database = runtime.database()
+    config = runtime.settings().webhooks
     with database.unit_of_work() as session:
         added = webhooks.collect(session, now=utcnow())
-    sent = webhook_sender.deliver_due(database, now=utcnow(), config=runtime.settings().webhooks)
-    if added or sent.delivered or sent.retrying or sent.failed:
-        log.info("webhooks: %d queued, %s", added, sent)
+    sent = webhook_sender.deliver_due(database, now=utcnow(), config=config)
+    with database.unit_of_work() as session:
+        pruned = webhook_sender.prune(session, now=utcnow(), keep_days=config.keep_days)
+    if added or sent.delivered or sent.retrying or sent.failed or pruned:
+        log.info("webhooks: %d queued, %s, %d old ones removed from the log", added, sent, pruned)

@@ -5,15 +5,20 @@ an attempt and holds the row until the claim's time runs out, so two workers nev
 same row, and a worker that dies mid-batch leaves rows that come due again by themselves),
 posts each with no transaction open, and records the answer: 2xx delivered; anything
 else, or no answer, a try again after 1, 2, 4 … minutes (at most an hour) until
-`max_attempts`, then failed with the last status or error. Redirects are not followed.
-The format and how to verify it: docs/webhooks.md.
+`max_attempts`, then failed with the last status or error. Redirects are not followed, and
+a connection goes only to the public address the host name was resolved to (or to the
+networks WEBHOOK_ALLOW_NETWORKS names), checked at each post so that a name changed to point
+inside cannot reach the product's own network. The format and how to verify it:
+docs/webhooks.md.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -29,7 +34,7 @@ from campaigns.config import Webhooks
 from campaigns.db import Database, utcnow
 from campaigns.errors import CampaignsError
 from campaigns.models import WebhookDelivery, WebhookState, WebhookSubscription
-from campaigns.tracking.webhooks import check_url
+from campaigns.tracking.webhooks import address_allowed, check_url, refusal
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,12 @@ class Answer:
 
 
 class Post(Protocol):
-    def __call__(self, url: str, body: bytes, headers: dict[str, str], *,
-                 timeout: float) -> Answer: ...  # fmt: skip
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float,
+                 allow: tuple[str, ...]) -> Answer: ...  # fmt: skip
+
+
+class AddressRefused(OSError):
+    """The subscriber's host resolves to an address webhooks may not go to."""
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -87,14 +96,64 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def _connector(allow: tuple[str, ...]) -> Any:
+    """`socket.create_connection` that resolves the host once, refuses it when any of its
+    addresses is not allowed, and connects to the very addresses it checked."""
+
+    def connect(address: tuple[str, int], timeout: Any = None,
+                source_address: Any = None) -> socket.socket:  # fmt: skip
+        host, port = address
+        found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        for *_, sockaddr in found:
+            if not address_allowed(str(sockaddr[0]), allow):
+                raise AddressRefused(refusal(host, str(sockaddr[0])))
+        error: OSError | None = None
+        for *_, sockaddr in found:
+            try:
+                return socket.create_connection((str(sockaddr[0]), port), timeout,
+                                                source_address)  # fmt: skip
+            except OSError as exc:
+                error = exc
+        raise error or OSError(f"{host} has no address")
+
+    return connect
 
 
-def post_with_urllib(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Answer:
+@functools.cache
+def _opener(allow: tuple[str, ...]) -> urllib.request.OpenerDirector:
+    """An opener that follows no redirect and connects only to allowed addresses (TLS
+    still checks the certificate against the host name)."""
+    connect = _connector(allow)
+
+    class Plain(http.client.HTTPConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class Secure(http.client.HTTPSConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class PlainHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(Plain, req)
+
+    class SecureHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(Secure, req, context=self._context)  # type: ignore[attr-defined]
+
+    # Through a proxy (HTTPS_PROXY …) the address checked is the proxy's: its network must
+    # be allowed, and the proxy then decides where webhooks may go.
+    return urllib.request.build_opener(_NoRedirects, PlainHandler, SecureHandler)
+
+
+def post_with_urllib(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
+                     allow: tuple[str, ...] = ()) -> Answer:  # fmt: skip
     """POST with the standard library; `timeout` bounds the connection and each read."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with _OPENER.open(request, timeout=timeout) as answer:
+        with _opener(allow).open(request, timeout=timeout) as answer:
             return Answer(answer.status)
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:
@@ -105,6 +164,8 @@ def post_with_urllib(url: str, body: bytes, headers: dict[str, str], *, timeout:
         return Answer(exc.code, said.strip() or str(exc.reason))
     except urllib.error.URLError as exc:
         return Answer(None, str(exc.reason))
+    except AddressRefused as exc:
+        return Answer(None, str(exc))
     except (OSError, http.client.HTTPException) as exc:
         return Answer(None, str(exc) or type(exc).__name__)
 
@@ -211,14 +272,29 @@ def deliver_due(
 
 def _send(row: Claimed, post: Post, config: Webhooks) -> Answer:
     try:
-        url = check_url(row.url)
-    except ValueError as exc:  # changed in the database by hand: never posted
+        url = check_url(row.url, config.allow_networks)
+    except ValueError as exc:  # changed in the database by hand, or the networks allowed
         return Answer(None, f"the URL {exc}")
     body = body_of(row.payload)
     # Signed at the real time of sending: subscribers check it against their clocks.
     headers = sign(row.secret, row.event_key, body, at=utcnow())
     headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    return post(url, body.encode(), headers, timeout=config.timeout_seconds)
+    return post(
+        url, body.encode(), headers, timeout=config.timeout_seconds, allow=config.allow_networks
+    )
+
+
+def prune(session: Session, *, now: datetime, keep_days: int) -> int:
+    """Remove delivered and failed webhooks last tried more than `keep_days` ago from the
+    log; return how many. (Their events are not collected again: collecting looks back
+    minutes, not days.)"""
+    result = session.execute(
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.state.in_((WebhookState.DELIVERED, WebhookState.FAILED)),
+               WebhookDelivery.next_attempt_at < now - timedelta(days=keep_days))
+        .execution_options(synchronize_session=False, preserve_rowcount=True)
+    )  # fmt: skip
+    return max(0, int(getattr(result, "rowcount", 0) or 0))
 
 
 def _not_tried(earlier: Answer) -> Answer:

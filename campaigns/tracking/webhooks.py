@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,8 +65,13 @@ class SubscriptionRefused(ValidationError):
         self.errors = errors
 
 
-def check_url(raw: str) -> str:
-    """The URL, stripped, if webhooks may be posted to it; else why not (ValueError)."""
+def check_url(raw: str, allow: Sequence[str] | None = None) -> str:
+    """The URL, stripped, if webhooks may be posted to it; else why not (ValueError).
+
+    With `allow` (the networks besides the public internet that webhooks may go to), a URL
+    naming a local or private address, or localhost, is refused too. A host name is checked
+    where it matters, each time it is resolved to post (see `address_allowed`).
+    """
     url = raw.strip()
     try:
         parts = urlsplit(url)
@@ -78,7 +84,38 @@ def check_url(raw: str) -> str:
         raise ValueError("must not carry a user name or password: the signature proves who sent it")
     if len(url) > URL_LIMIT or any(c.isspace() or ord(c) < 32 for c in url):
         raise ValueError(f"must be one line without spaces, at most {URL_LIMIT} characters")
+    host = parts.hostname.rstrip(".")
+    if allow is not None and (host == "localhost" or host.endswith(".localhost")):
+        host = "127.0.0.1"
+    if allow is not None and not _is_name(host) and not address_allowed(host, allow):
+        raise ValueError(refusal(parts.hostname, host))
     return url
+
+
+def _is_name(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+def address_allowed(address: str, allow: Sequence[str]) -> bool:
+    """Whether webhooks may go to this IP address: a public one, or one in the networks of
+    `allow` (WEBHOOK_ALLOW_NETWORKS)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in ipaddress.ip_network(network) for network in allow):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def refusal(host: str, address: str) -> str:
+    """Why a host at a local or private address gets no webhooks, and what would let it."""
+    at = "" if host == address else f" is at {address}, which"
+    return (f"{host}{at} is a local or private address: webhooks go to public addresses "
+            "only, unless WEBHOOK_ALLOW_NETWORKS names its network")  # fmt: skip
 
 
 def new_secret() -> str:
@@ -110,15 +147,16 @@ def _check_kinds(kinds: list[str] | None) -> list[str]:
 
 def create_subscription(
     session: Session, url: str, *, secret: str = "", kinds: list[str] | None = None,
-    user_id: int | None, now: datetime,
+    user_id: int | None, now: datetime, allow: Sequence[str] | None = None,
 ) -> tuple[WebhookSubscription, str]:  # fmt: skip
     """Subscribe `url` to `kinds` (all when None) from now on; return it and the secret
-    made for it when none was given (to be shown once), else ""."""
+    made for it when none was given (to be shown once), else "". With `allow` (the admin
+    passes WEBHOOK_ALLOW_NETWORKS), a URL naming a local or private address is refused."""
     made = "" if secret.strip() else new_secret()
     errors: dict[str, str] = {}
     checked: dict[str, Any] = {}
     checks: list[tuple[str, Callable[[Any], Any], Any]] = [
-        ("url", check_url, url), ("secret", _check_secret, made or secret),
+        ("url", lambda raw: check_url(raw, allow), url), ("secret", _check_secret, made or secret),
         ("kinds", _check_kinds, kinds),
     ]  # fmt: skip
     for name, check, value in checks:

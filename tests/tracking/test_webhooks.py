@@ -41,7 +41,8 @@ from tests.tracking.receiver import Receiver, receiver
 
 __all__ = ["receiver"]  # the fixture
 
-CONFIG = Webhooks(seconds=1, max_attempts=3, timeout_seconds=5)
+# The receiver listens on loopback, which webhooks reach only when allowed.
+CONFIG = Webhooks(seconds=1, max_attempts=3, timeout_seconds=5, allow_networks=("127.0.0.0/8",))
 T = TypeVar("T")
 SIX = {t.value for t in WebhookType if t != WebhookType.PING}
 

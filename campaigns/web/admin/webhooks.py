@@ -31,6 +31,7 @@ def webhook_create() -> str | tuple[str, int]:
             sub, made = webhooks.create_subscription(
                 s, form.get("url", ""), secret=form.get("secret", ""),
                 kinds=form.getlist("kinds"), user_id=g.user["id"], now=utcnow(),
+                allow=settings().webhooks.allow_networks,
             )  # fmt: skip
             audit.record(s, "webhook.create", user_id=g.user["id"], target_type="webhook",
                          target_id=sub.id, url=sub.url, kinds=",".join(sub.kinds))  # fmt: skip
