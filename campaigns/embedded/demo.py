@@ -34,6 +34,13 @@ Priority phone support is charged per incident. An incident is one problem, howe
 calls it takes to solve it.
 
 Service points pay for phone incidents instead of money: each incident takes one point."""
+POLICY_TEXT_DE = """Der E-Mail-Support bleibt kostenlos: Schreiben Sie uns zu allem, so oft Sie \
+möchten.
+
+Priorisierter Telefon-Support wird pro Vorfall berechnet. Ein Vorfall ist ein Problem, \
+gleich wie viele Anrufe seine Lösung braucht.
+
+Servicepunkte bezahlen Telefon-Vorfälle statt Geld: Jeder Vorfall kostet einen Punkt."""
 PACKAGES = [{"name": "Buy 5, get 6", "points": "6", "price": "250.00"},
             {"name": "Single incident", "points": "1", "price": "49.00"}]  # fmt: skip
 
@@ -42,7 +49,8 @@ def load(session: Session, *, today: date, now: datetime) -> Campaign:
     """Create the demo data and schedule its first campaign for `now`; return it."""
     versions = stock.load(session)
     settings.update(session, incident_fee="59.00", currency="EUR", packages=PACKAGES,
-                    policy_text=POLICY_TEXT, user_id=None, now=now)  # fmt: skip
+                    policy_text=POLICY_TEXT, user_id=None, now=now,
+                    policy_translations=[{"locale": "de", "text": POLICY_TEXT_DE}])  # fmt: skip
     # The demo sends its policy re-statement at once, but a legal letter needs a second
     # user's approval and a new database has no users yet: the demo records it as its own.
     policy = versions[LetterKind.POLICY]

@@ -59,7 +59,7 @@ from babel.numbers import format_currency
 from jinja2 import Undefined
 
 from campaigns.config import Company
-from campaigns.letters import fields
+from campaigns.letters import fields, locales
 from campaigns.models import (
     SURVEY_SCORES,
     Contact,
@@ -205,16 +205,20 @@ def service_terms(row: ServiceSettings | None) -> dict[str, Any]:
         return {}
     return {
         "policy_text": row.policy_text,
+        "policy_translations": dict(row.policy_translations or {}),
         "incident_fee": str(row.incident_fee) if row.incident_fee is not None else None,
         "currency": row.currency,
         "packages": [dict(package) for package in row.packages or ()],
     }
 
 
-def service_fields(terms: Mapping[str, Any]) -> dict[str, Any]:
+def service_fields(terms: Mapping[str, Any], locale: str | None = None) -> dict[str, Any]:
     """The `service` merge field of `service_terms`: the policy text (whole and by
-    paragraph) and the points packages on offer, prices as amounts."""
-    text = str(terms.get("policy_text") or "").strip()
+    paragraph) in the contact's locale, else their language, else as written; and the
+    points packages on offer, prices as amounts."""
+    translated: Mapping[str, str] = terms.get("policy_translations") or {}
+    chosen = locales.pick(translated, locale)
+    text = str(translated[chosen] if chosen else terms.get("policy_text") or "").strip()
     packages = [
         {"name": str(p.get("name") or ""), "points": int(p.get("points") or 0),
          "price": Decimal(str(p.get("price") or 0)),
@@ -414,7 +418,7 @@ def build(
         if shown_contract
         else [],
         "company": _company_fields(company),
-        "service": service_fields(terms),
+        "service": service_fields(terms, contact.get("locale")),
         "unsubscribe_url": f"{base}/u/{signer.sign('unsubscribe', delivery_id)}",
         "preferences_url": f"{base}/p/{signer.sign('preferences', delivery_id)}",
         "acknowledge_url": f"{base}/a/{signer.sign('acknowledge', delivery_id)}",

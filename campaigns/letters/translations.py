@@ -11,7 +11,6 @@ No settings to keep in step, and what the editor shows is what the audience need
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.errors import ValidationError
 from campaigns.letters import authoring
+from campaigns.letters.locales import language, normalise, pick
 from campaigns.models import Contact, Letter, LetterVariant, LetterVersion
 
 
@@ -32,27 +32,6 @@ class Chosen:
     preheader: str
     html: str  # compiled: layout joined, CSS inlined, links tracked
     text: str
-
-
-def normalise(code: str | None) -> str:
-    """`de-ch` → `de_CH`; an empty or odd code becomes "" (the default content)."""
-    if not code:
-        return ""
-    language, _, region = code.strip().replace("-", "_").partition("_")
-    return f"{language.lower()}_{region.upper()}" if region else language.lower()
-
-
-def language(code: str) -> str:
-    return normalise(code).partition("_")[0]
-
-
-def pick(available: Iterable[str], wanted: str | None) -> str | None:
-    """The variant locale for a contact's locale: exact, then its language; None: default."""
-    locales = {normalise(code): code for code in available}
-    wanted = normalise(wanted)
-    if not wanted:
-        return None
-    return locales.get(wanted) or locales.get(language(wanted))
 
 
 def content_for(version: LetterVersion, locale: str | None) -> Chosen:

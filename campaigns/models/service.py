@@ -139,7 +139,11 @@ class ServiceSettings(Base):
     packages: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONType, default=list, server_default=text("'[]'")
     )
-    # The terms as the policy letters quote them ({{ service.policy_text }}).
+    # The terms as the policy letters quote them ({{ service.policy_text }}), and in other
+    # languages: {"de": "…"} (a contact gets their locale's, else their language's, else this).
     policy_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    policy_translations: Mapped[dict[str, str]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

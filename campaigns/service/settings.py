@@ -1,7 +1,9 @@
 """The service settings: the incident fee, the points packages on offer, the policy text.
 
 One row (`ServiceSettings`, id 1) that the stock letters quote (`service.policy_text`,
-`service.packages`; the fee as `company.incident_price`) and the help desk charges by.
+`service.packages`; the fee as `company.incident_price`) and the help desk charges by. The
+policy text may have translations: a contact gets the one of their locale (`de_CH`), else
+of their language (`de`), else the text itself.
 Until an admin saves it there is no row, and `read` gives the defaults. `update` checks
 every field at once and refuses the lot with each bad field named (`SettingsRefused`),
 so the form can say all that is wrong in one go; a change records who made it and when,
@@ -17,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
+from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,9 +27,11 @@ from sqlalchemy.orm import Session
 from campaigns.accounts import audit
 from campaigns.db import utcnow
 from campaigns.errors import ValidationError
+from campaigns.letters import locales
 from campaigns.models import ServiceSettings, User
 
 MAX_PACKAGES = 10
+MAX_TRANSLATIONS = 20
 MAX_NAME = 80
 MAX_POINTS = 1000
 MAX_POLICY = 20_000
@@ -65,6 +70,7 @@ class Terms:
     currency: str
     packages: list[Package] = field(default_factory=list)
     policy_text: str = ""
+    policy_translations: dict[str, str] = field(default_factory=dict)  # locale → text
     updated_at: datetime | None = None
     updated_by: str = ""  # the e-mail address of who saved them last
 
@@ -81,6 +87,7 @@ def read(session: Session, *, default_currency: str = "EUR") -> Terms:
     return Terms(
         incident_fee=row.incident_fee, currency=row.currency,
         packages=[_package(p) for p in row.packages or ()], policy_text=row.policy_text,
+        policy_translations=dict(row.policy_translations or {}),
         updated_at=row.updated_at, updated_by=by,
     )  # fmt: skip
 
@@ -93,14 +100,17 @@ def _package(stored: Mapping[str, object]) -> Package:
 def update(
     session: Session, *, incident_fee: str, currency: str, packages: Sequence[Mapping[str, str]],
     policy_text: str, user_id: int | None, now: datetime | None = None,
+    policy_translations: Sequence[Mapping[str, str]] = (),
 ) -> Terms:  # fmt: skip
     """Check and save the settings as typed in the form (packages: rows of name, points
-    and price; wholly blank rows are skipped); refuse them all if any field is wrong."""
+    and price; translations: rows of locale and text; wholly blank rows are skipped);
+    refuse them all if any field is wrong."""
     errors: dict[str, str] = {}
     fee = _checked(errors, "incident_fee", lambda: _amount(incident_fee, optional=True))
     code = _checked(errors, "currency", lambda: _currency(currency))
     offered = _packages(errors, packages)
     text = _checked(errors, "policy_text", lambda: _policy(policy_text))
+    translated = _translations(errors, policy_translations)
     if errors:
         raise SettingsRefused(errors)
     assert code is not None and text is not None  # checked: no error
@@ -108,18 +118,21 @@ def update(
     if row is None:
         row = ServiceSettings(id=1)
         session.add(row)
-    before = (row.incident_fee, row.currency, list(row.packages or ()), row.policy_text)
+    before = (row.incident_fee, row.currency, list(row.packages or ()), row.policy_text,
+              dict(row.policy_translations or {}))  # fmt: skip
     row.incident_fee, row.currency, row.policy_text = fee, code, text
     row.packages = [p.stored() for p in offered]
+    row.policy_translations = translated
     row.updated_at, row.updated_by_id = now or utcnow(), user_id
     session.flush()
-    names = ("incident_fee", "currency", "packages", "policy_text")
-    after = (fee, code, row.packages, text)
+    names = ("incident_fee", "currency", "packages", "policy_text", "policy_translations")
+    after = (fee, code, row.packages, text, translated)
     changed = [n for n, old, new in zip(names, before, after, strict=True) if old != new]
     audit.record(session, "service_settings.update", user_id=user_id,
                  target_type="service_settings", target_id=1,
                  changed=", ".join(changed) or "nothing", incident_fee=fee or "none",
-                 currency=code, packages=len(offered), policy_chars=len(text))  # fmt: skip
+                 currency=code, packages=len(offered), policy_chars=len(text),
+                 policy_translations=",".join(sorted(translated)) or "none")  # fmt: skip
     return read(session)
 
 
@@ -171,6 +184,37 @@ def _policy(raw: str) -> str:
     if len(text) > MAX_POLICY:
         raise ValueError(f"is {len(text):,} characters long: shorten it to {MAX_POLICY:,}")
     return text
+
+
+def _translations(errors: dict[str, str], rows: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """The policy text's translations of the form's rows (locale and text), skipping blank
+    ones; refused fields into `errors` as `policy_translations.N.locale` / `.text`."""
+    found: dict[str, str] = {}
+    given = 0
+    for n, row in enumerate(rows):
+        raw_locale, raw_text = (row.get("locale") or "").strip(), row.get("text") or ""
+        if not (raw_locale or raw_text.strip()):
+            continue
+        given += 1
+        where = f"policy_translations.{n}"
+        locale = locales.normalise(raw_locale)
+        if not locale:
+            errors[f"{where}.locale"] = "is missing: give the language, such as de or fr_CH"
+        elif locale in found:
+            errors[f"{where}.locale"] = "is given twice: one text per language"
+        else:
+            try:
+                Locale.parse(locale)
+            except (ValueError, UnknownLocaleError):
+                errors[f"{where}.locale"] = "is not a language code such as de, fr or de_CH"
+        text = _checked(errors, f"{where}.text", functools.partial(_policy, raw_text))
+        if text == "":
+            errors[f"{where}.text"] = "is empty: write the translation, or clear the language"
+        if f"{where}.locale" not in errors and text:
+            found[locale] = text
+    if given > MAX_TRANSLATIONS:
+        errors["policy_translations"] = f"has {given} translations: at most {MAX_TRANSLATIONS}"
+    return found
 
 
 def _packages(errors: dict[str, str], rows: Sequence[Mapping[str, str]]) -> list[Package]:

@@ -203,14 +203,21 @@ def test_the_german_text_alternative_reads_like_a_letter(
 def test_the_german_letters_quote_the_service_settings_the_german_way(
     sqlite_db: Database, settings: Settings, smtp_server: SMTPCatcher
 ) -> None:
+    german = "Ein Telefon-Vorfall kostet einen Punkt oder die Gebühr unten."
     with sqlite_db.unit_of_work() as s:
-        service_settings.update(s, **SERVICE, user_id=None)  # type: ignore[arg-type]
+        service_settings.update(
+            s,
+            **SERVICE,
+            user_id=None,  # type: ignore[arg-type]
+            policy_translations=[{"locale": "de", "text": german}],
+        )
     letters = _send(sqlite_db, settings, smtp_server, locale="de",
                     kinds=(LetterKind.POLICY, LetterKind.OTHER))  # fmt: skip
 
     policy = _plain(_parts(letters[LetterKind.POLICY][0])[1])
-    assert "A phone incident costs one point, or the fee below." in policy  # as the admin wrote it
-    assert "Der E-Mail-Support bleibt kostenlos" not in policy
+    assert german in policy  # the admin's German text, not the English one
+    assert "A phone incident costs one point" not in policy
+    assert "Der E-Mail-Support bleibt kostenlos" not in policy  # nor the stock wording
     assert "Priorisierter Telefon-Support, pro Vorfall 75,00 €" in policy
     low = _plain(_parts(letters[LetterKind.OTHER][0])[1])
     for says in ("Laden Sie jetzt auf", "Buy 5, get 6", "6 Servicepunkte 250,00 €",

@@ -182,3 +182,42 @@ def test_the_settings_fee_is_printed_in_the_settings_currency() -> None:
         public_url="https://example.com", signer=context._PreviewSigner())  # fmt: skip
     assert plain["format_money"](plain["company"]["incident_price"],
                                  plain["company"]["incident_currency"]) == "€90.00"  # fmt: skip
+
+
+def test_a_contact_gets_the_policy_text_of_their_locale_then_language_then_the_default(
+    db: Database,
+) -> None:
+    with db.unit_of_work() as s:
+        settings.update(s, **GOOD, user_id=None, policy_translations=[  # type: ignore[arg-type]
+            {"locale": "de", "text": "E-Mail-Support bleibt kostenlos.\r\n\r\nTelefon kostet."},
+            {"locale": "de-ch", "text": "Der E-Mail-Support bleibt gratis."},
+            {"locale": "", "text": " "},  # a blank row: left out
+        ])  # fmt: skip
+    with db.unit_of_work() as s:
+        assert settings.read(s).policy_translations == {
+            "de": "E-Mail-Support bleibt kostenlos.\n\nTelefon kostet.",
+            "de_CH": "Der E-Mail-Support bleibt gratis."}  # fmt: skip
+        terms = context.service_terms(s.get(ServiceSettings, 1))
+    said = {locale: context.service_fields(terms, locale)["policy_paragraphs"][0]
+            for locale in ("de", "de_AT", "de_CH", "fr", "en", None)}  # fmt: skip
+    assert said == {"de": "E-Mail-Support bleibt kostenlos.",
+                    "de_AT": "E-Mail-Support bleibt kostenlos.",
+                    "de_CH": "Der E-Mail-Support bleibt gratis.",
+                    "fr": "Email support stays free.", "en": "Email support stays free.",
+                    None: "Email support stays free."}  # fmt: skip
+
+
+def test_a_bad_translation_row_is_refused_with_its_field_named(db: Database) -> None:
+    errors = _refused(db, policy_translations=[
+        {"locale": "klingon!", "text": "Qapla'"}, {"locale": "de", "text": ""},
+        {"locale": "fr", "text": "Gratuit."}, {"locale": "FR", "text": "Encore."},
+        {"locale": "", "text": "Sans langue."},
+    ])  # fmt: skip
+    assert errors == {
+        "policy_translations.0.locale": "is not a language code such as de, fr or de_CH",
+        "policy_translations.1.text": "is empty: write the translation, or clear the language",
+        "policy_translations.3.locale": "is given twice: one text per language",
+        "policy_translations.4.locale": "is missing: give the language, such as de or fr_CH",
+    }
+    with db.unit_of_work() as s:
+        assert s.get(ServiceSettings, 1) is None

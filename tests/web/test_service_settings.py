@@ -52,6 +52,28 @@ def test_an_admin_saves_the_settings_and_sees_them_again(app: Flask, db: Databas
         assert [p.name for p in settings.read(s).packages] == ["Buy 5, get 6", "Single"]
 
 
+def test_the_policy_text_in_another_language_is_saved_and_a_bad_one_kept_as_typed(
+    app: Flask, db: Database
+) -> None:
+    client, token = _client(app, Role.ADMIN)
+    german = {"policy-0-locale": "de", "policy-0-text": "E-Mail-Support bleibt kostenlos."}
+    refused = client.post("/settings/service", data={
+        **FORM, **german, "policy-1-locale": "xx-!!", "policy-1-text": "Quoi?",
+        "csrf_token": token})  # fmt: skip
+    assert refused.status_code == 400
+    page = html.unescape(refused.get_data(as_text=True))
+    assert "Language is not a language code such as de, fr or de_CH" in page
+    assert _values(page, "policy-1-locale") == "xx-!!" and "Quoi?</textarea>" in page
+    saved = client.post("/settings/service", data={**FORM, **german, "csrf_token": token})
+    assert saved.status_code == 302
+    page = client.get("/settings/service").get_data(as_text=True)
+    assert _values(page, "policy-0-locale") == "de"
+    assert "E-Mail-Support bleibt kostenlos.</textarea>" in page
+    assert _values(page, "policy-1-locale") == ""  # a blank row to add another language
+    with db.unit_of_work() as s:
+        assert settings.read(s).policy_translations == {"de": "E-Mail-Support bleibt kostenlos."}
+
+
 def test_a_package_ticked_for_removal_goes(app: Flask, db: Database) -> None:
     client, token = _client(app, Role.ADMIN)
     client.post("/settings/service", data={**FORM, "csrf_token": token,

@@ -23,6 +23,7 @@ from campaigns.web.context import settings, unit_of_work
 
 bp = Blueprint("service", __name__)
 PACKAGE_FIELD = re.compile(r"packages-(\d+)-(name|points|price)")
+TRANSLATION_FIELD = re.compile(r"policy-(\d+)-(locale|text)")
 BLANK_ROWS = 3  # blank package rows a form without JavaScript offers
 SCOPE = re.compile(r"(campaign|segment):(\d{1,12})")
 
@@ -37,15 +38,18 @@ def settings_page() -> str:
 @requires(Role.ADMIN)
 def settings_save() -> Response | tuple[str, int]:
     rows = _package_rows(request.form)
+    translated = _numbered_rows(request.form, TRANSLATION_FIELD)
     try:
         with unit_of_work() as s:
             service_settings.update(
                 s, incident_fee=request.form.get("incident_fee", ""),
                 currency=request.form.get("currency", ""), packages=rows,
                 policy_text=request.form.get("policy_text", ""), user_id=g.user["id"],
+                policy_translations=translated,
             )  # fmt: skip
     except service_settings.SettingsRefused as exc:
-        return _settings_page(form=request.form, rows=rows, errors=exc.errors), 400
+        return _settings_page(form=request.form, rows=rows, translated=translated,
+                              errors=exc.errors), 400  # fmt: skip
     flash("Service settings saved: letters sent from now on quote them.", "success")
     return redirect(url_for("service.settings_page"))
 
@@ -53,17 +57,28 @@ def settings_save() -> Response | tuple[str, int]:
 def _package_rows(form: MultiDict[str, str]) -> list[dict[str, str]]:
     """The package rows of the form in their order (the numbers may have gaps: rows the
     page's script removed or added), leaving out the rows ticked for removal."""
+    found = _numbered(form, PACKAGE_FIELD)
+    return [found[n] for n in sorted(found) if not form.get(f"packages-{n}-remove")]
+
+
+def _numbered_rows(form: MultiDict[str, str], pattern: re.Pattern[str]) -> list[dict[str, str]]:
+    found = _numbered(form, pattern)
+    return [found[n] for n in sorted(found)]
+
+
+def _numbered(form: MultiDict[str, str], pattern: re.Pattern[str]) -> dict[int, dict[str, str]]:
+    """The form's fields named `<what>-<n>-<field>`, row by row number."""
     found: dict[int, dict[str, str]] = {}
     for key, value in form.items():
-        match = PACKAGE_FIELD.fullmatch(key)
+        match = pattern.fullmatch(key)
         if match:
             found.setdefault(int(match[1]), {})[match[2]] = value
-    return [found[n] for n in sorted(found) if not form.get(f"packages-{n}-remove")]
+    return found
 
 
 def _settings_page(
     *, form: Mapping[str, str] | None = None, rows: list[dict[str, str]] | None = None,
-    errors: dict[str, str] | None = None,
+    translated: list[dict[str, str]] | None = None, errors: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     company = settings().company
     with unit_of_work() as s:
@@ -72,13 +87,19 @@ def _settings_page(
         rows = [{"name": p.name, "points": str(p.points), "price": f"{p.price:.2f}"}
                 for p in terms.packages]  # fmt: skip
     blank = max(0, min(BLANK_ROWS, service_settings.MAX_PACKAGES - len(rows)))
+    if translated is None:
+        translated = [{"locale": code, "text": text}
+                      for code, text in sorted(terms.policy_translations.items())]  # fmt: skip
+    if len(translated) < service_settings.MAX_TRANSLATIONS:
+        translated = [*translated, {}]  # one blank row to add a language
     values = dict(form) if form is not None else {
         "incident_fee": f"{terms.incident_fee:.2f}" if terms.incident_fee is not None else "",
         "currency": terms.currency, "policy_text": terms.policy_text,
     }  # fmt: skip
     return render_template(
         "admin/service_settings.html", terms=terms, values=values,
-        rows=rows + [{} for _ in range(blank)], errors=errors or {}, company=company,
+        rows=rows + [{} for _ in range(blank)], translated=translated, errors=errors or {},
+        company=company,
         max_packages=service_settings.MAX_PACKAGES, limits=service_settings,
     )  # fmt: skip
 
