@@ -545,17 +545,30 @@ def _source(automation: Automation, timing: Timing, groups: dict[date, list[str]
     if trigger == Trigger.POINTS_EXPIRING:
         credit = aliased(PointsEntry)
         return Source(
-            literal("expiry:") + cast(credit.contact_id, String) + literal(":")
-            + cast(credit.expires_on, String),
-            credit.contact_id, credit.contact_id,
-            [credit.kind.in_(CREDITS), credit.expires_on.is_not(None),
-             _valid(timing, groups, credit.expires_on), _balance_of(credit.contact_id) > 0],
+            _expiry_occasion(credit), credit.contact_id, credit.contact_id,
+            [*_expiring(credit), _valid(timing, groups, credit.expires_on)],
         )  # fmt: skip
     incident = aliased(Incident)
     return Source(
-        literal("incident:") + cast(incident.id, String), incident.contact_id, incident.id,
+        _incident_occasion(incident), incident.contact_id, incident.id,
         [incident.closed_at.is_not(None), _sent_within(timing, groups, incident.closed_at)],
     )  # fmt: skip
+
+
+def _expiry_occasion(credit: Any) -> Any:
+    """One occasion per contact and expiry date."""
+    return (literal("expiry:") + cast(credit.contact_id, String) + literal(":")
+            + cast(credit.expires_on, String))  # fmt: skip
+
+
+def _expiring(credit: Any) -> list[ColumnElement[bool]]:
+    """A credit that expires, of a contact who still holds points."""
+    return [credit.kind.in_(CREDITS), credit.expires_on.is_not(None),
+            _balance_of(credit.contact_id) > 0]  # fmt: skip
+
+
+def _incident_occasion(incident: Any) -> Any:
+    return literal("incident:") + cast(incident.id, String)
 
 
 def _occasions(step: Step, groups: dict[date, list[str]], *, now: datetime) -> Select[Any]:
@@ -714,10 +727,13 @@ class Planned:
     product: str
     anchor: date
     reminds_id: int | None = None
+    drawn: int | None = None  # a support occasion's: what its holdout draws
 
     @property
     def subject(self) -> int:
-        """What the holdout draws: the contract, or the letter reminded of."""
+        """What the holdout draws: the contract, the letter reminded of, or the occasion's."""
+        if self.drawn is not None:
+            return self.drawn
         return self.reminds_id if self.reminds_id is not None else self.contract_id or 0
 
 
@@ -727,12 +743,15 @@ def preview(session: Session, automation: Automation, *, today: date, days: int 
     holdout: each contract's next step on the first day it becomes valid, once per term
     (for reminders to acknowledge: each unacknowledged letter's)."""
     planned: list[Planned] = []
-    if automation.trigger in SUPPORT:  # occasions come from the help desk: none to foresee
+    if automation.trigger == Trigger.POINTS_LOW:  # a balance's drop cannot be foreseen
         return planned
     for timing in timings(automation):
         first, _ = timing.anchor_range(today)
         _, last = timing.anchor_range(today + timedelta(days=days - 1))
-        if timing.trigger == Trigger.UNACKNOWLEDGED:
+        if timing.trigger in SUPPORT:
+            rows = _occasions_between(session, automation, timing, first, last, today=today,
+                                      contact_id=contact_id, limit=limit)  # fmt: skip
+        elif timing.trigger == Trigger.UNACKNOWLEDGED:
             rows = _unacknowledged_between(session, automation, timing, first, last,
                                            contact_id=contact_id, limit=limit)  # fmt: skip
         else:
@@ -765,6 +784,54 @@ def _contracts_between(
         query = query.where(_in_segment(automation, today))
     return [Planned(anchored, timing.step, contract, owner, email, product, anchored)
             for contract, owner, email, product, anchored in session.execute(query)]  # fmt: skip
+
+
+def _occasions_between(
+    session: Session, automation: Automation, timing: Timing, first: date, last: date, *,
+    today: date, contact_id: int | None, limit: int,
+) -> list[Planned]:  # fmt: skip
+    """The support occasions known today whose anchor (the points' expiry date, the day an
+    incident was closed, in UTC) lies between `first` and `last`, with no letter of the step
+    yet: expiries of points the contact holds today, incidents closed already."""
+    if timing.trigger == Trigger.POINTS_EXPIRING:
+        credit = aliased(PointsEntry)
+        on = credit.expires_on
+        what: ColumnElement[str] = literal("points expiring")
+        query = (
+            select(credit.contact_id, Contact.email, what, on, credit.contact_id)
+            .where(*_expiring(credit), on.between(first, last))
+            .group_by(credit.contact_id, Contact.email, on)
+        )  # fmt: skip
+        owner, occasion = credit.contact_id, _expiry_occasion(credit)
+    else:
+        incident = aliased(Incident)
+        start = datetime.combine(first, time(), tzinfo=zone("UTC"))
+        end = datetime.combine(last + timedelta(days=1), time(), tzinfo=zone("UTC"))
+        on = incident.closed_at
+        what = literal("incident #") + cast(incident.id, String) + literal(" closed")
+        query = select(incident.contact_id, Contact.email, what, on, incident.id).where(
+            on >= start, on < end
+        )  # fmt: skip
+        owner, occasion = incident.contact_id, _incident_occasion(incident)
+    query = (
+        query.join(Contact, Contact.id == owner)
+        .where(Contact.erased_at.is_(None),
+               ~exists().where(Delivery.automation_step_id == timing.step.id,
+                               Delivery.occasion == occasion))
+        .order_by(on, owner)
+        .limit(limit)
+    )  # fmt: skip
+    if contact_id is not None:
+        query = query.where(owner == contact_id)
+    if automation.segment is not None:
+        query = query.where(_in_segment(automation, today, contact_id=owner))
+    found = []
+    for contact, email, said, at, drawn in session.execute(query):
+        anchored = at.date() if isinstance(at, datetime) else at
+        assert anchored is not None  # both anchors are filtered on
+        found.append(Planned(anchored, timing.step, None, contact, email, said, anchored,
+                             drawn=drawn))  # fmt: skip
+    return found
 
 
 def _unacknowledged_between(

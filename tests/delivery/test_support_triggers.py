@@ -115,6 +115,39 @@ def test_points_about_to_expire_are_announced_n_days_before_while_held(db: Datab
     assert letters(db) == [(ada, f"expiry:{ada}:{expiry.isoformat()}", 13)]
 
 
+def test_the_preview_foresees_expiries_and_closed_incidents_then_not_once_written(
+    db: Database,
+) -> None:
+    """What the help desk has already done is foreseeable: points that expire on a known
+    date, incidents already closed. A spent balance, and a letter written, drop out."""
+    expiring = support_automation(db, "points_expiring", 7)
+    survey = support_automation(db, "incident_closed", 3)
+    ada, bob = person(db, "ada@example.com"), person(db, "bob@example.com")
+    change(db, ada, "grant", 3, 0, expires_on=at(12).date())
+    change(db, bob, "grant", 3, 0, expires_on=at(12).date())
+    change(db, bob, "use", 3, 0)  # nothing left to lose: no letter foreseen
+    with db.unit_of_work() as s:
+        case = incidents.record(s, contact_id=bob, channel="phone", idempotency_key="c-1",
+                                opened_at=at(0), now=at(0)).incident.id  # fmt: skip
+        incidents.close(s, case, closed_at=at(1))
+
+    def foreseen(automation_id: int, day: int) -> list[tuple[str, str, int]]:
+        with db.unit_of_work() as s:
+            automation = automations.get_automation(s, automation_id)
+            return [(p.email, p.product, (p.day - START.date()).days)
+                    for p in automations.preview(s, automation, today=at(day).date())]  # fmt: skip
+
+    assert foreseen(expiring, 1) == [("ada@example.com", "points expiring", 5)]
+    assert foreseen(survey, 1) == [("bob@example.com", f"incident #{case} closed", 4)]
+    with db.unit_of_work() as s:
+        upcoming = automations.upcoming(s, bob, today=at(1).date())
+    assert [(u.automation.id, u.planned.day, u.state) for u in upcoming] == [
+        (survey, at(4).date(), DeliveryState.QUEUED)]  # fmt: skip
+    for day in range(1, 6):
+        tick(db, at(day, hour=10))
+    assert foreseen(expiring, 5) == [] and foreseen(survey, 5) == []  # written: no longer due
+
+
 @pytest.mark.parametrize(
     ("trigger", "offset", "fields", "field"),
     [

@@ -280,3 +280,36 @@ def test_an_editor_sets_up_the_low_balance_upsell_with_its_threshold(
     page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert "drops from above 1 to 1 or below" in page and "Nothing due" not in page
     assert 'name="threshold" min="0" max="100000" value="1"' in page
+
+
+def test_a_survey_automation_shows_the_closed_incidents_it_will_ask_about(
+    app: Flask, db: Database
+) -> None:
+    from campaigns.service import incidents
+
+    now = utcnow()
+    with db.unit_of_work() as s:
+        version = make_version(
+            s,
+            name="How did we do?",
+            category=LetterCategory.SERVICE,
+            html='<p>Rate us</p><a href="{{ unsubscribe_url }}">Out</a>',
+        ).id
+        ada = contacts.create_contact(s, "ada@example.com").id
+        case = incidents.record(
+            s,
+            contact_id=ada,
+            channel="phone",
+            idempotency_key="k-1",
+            opened_at=now - timedelta(days=1),
+            now=now,
+        ).incident.id
+        incidents.close(s, case, closed_at=now)
+        survey = automations.create_automation(
+            s, "Survey", trigger="incident_closed", steps=[StepInput(3, version)], enabled=True
+        ).id  # fmt: skip
+    client, _ = editor(app)
+    page = client.get(f"/automations/{survey}").get_data(as_text=True)
+    assert "Who gets what in the next 14 days" in page
+    assert "The incidents closed already whose step falls due each day" in page
+    assert f"incident #{case} closed" in page and "ada@example.com" in page
