@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,13 +24,14 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
+    select,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from campaigns.errors import NotFound
+from campaigns.errors import Conflict, NotFound, ValidationError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -145,6 +146,30 @@ def require(session: Session, model: type[M], ident: int, *, what: str) -> M:
     if row is None:
         raise NotFound(f"no {what} #{ident}")
     return row
+
+
+def checked_key(raw: str) -> str:
+    """An `Idempotency-Key` as given, stripped: 1 to 200 characters."""
+    key = raw.strip()
+    if not key or len(key) > 200:
+        raise ValidationError("give an Idempotency-Key of 1 to 200 characters",
+                              field="Idempotency-Key")  # fmt: skip
+    return key
+
+
+def replayed(session: Session, model: type[M], key: str, *, same: Callable[[M], bool],
+             used_for: Callable[[M], str]) -> M | None:  # fmt: skip
+    """The row a request with this idempotency key wrote before (this one is its replay), or
+    None. A key used before for another request is a Conflict saying what it was used for
+    (`used_for`: "conversion #3 (contract #7, 480.00 EUR)")."""
+    column = model.__table__.c.idempotency_key
+    found = session.scalars(select(model).where(column == key)).first()
+    if found is None:
+        return None
+    if not same(found):
+        raise Conflict(f"the Idempotency-Key was already used for {used_for(found)}; use a new "
+                       "key")  # fmt: skip
+    return found
 
 
 class Database:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns.db import utcnow
-from campaigns.errors import Conflict, NotFound, ValidationError
+from campaigns.db import checked_key, replayed, utcnow
+from campaigns.errors import NotFound, ValidationError
 from campaigns.models import Contact, Contract, Incident, IncidentChannel, PointsKind
 from campaigns.service import points
 
@@ -35,10 +35,7 @@ def record(
 ) -> Recorded:  # fmt: skip
     """Record an incident (a replay of its key returns the first and changes nothing)."""
     now = now or utcnow()
-    key = idempotency_key.strip()
-    if not key or len(key) > 200:
-        raise ValidationError("give an Idempotency-Key of 1 to 200 characters",
-                              field="Idempotency-Key")  # fmt: skip
+    key = checked_key(idempotency_key)
     kind = _channel(channel)
     opened = opened_at or now
     _check(points_used, summary, opened, closed_at, now)
@@ -122,10 +119,11 @@ def _check(points_used: int, summary: str, opened: datetime, closed: datetime | 
 
 
 def _replay(session: Session, key: str, contact_id: int) -> Recorded | None:
-    found = session.scalars(select(Incident).where(Incident.idempotency_key == key)).first()
-    if found is None:
-        return None
-    if found.contact_id != contact_id:
-        raise Conflict(f"the Idempotency-Key was already used for incident #{found.id} of "
-                       f"contact #{found.contact_id}; use a new key")  # fmt: skip
-    return Recorded(found, created=False)
+    found = replayed(
+        session,
+        Incident,
+        key,
+        same=lambda i: i.contact_id == contact_id,
+        used_for=lambda i: f"incident #{i.id} of contact #{i.contact_id}",
+    )
+    return None if found is None else Recorded(found, created=False)

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, case, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns.db import utcnow
+from campaigns.db import checked_key, replayed, utcnow
 from campaigns.errors import Conflict, NotFound, ValidationError
 from campaigns.models import (
     CREDITS,
@@ -96,10 +96,7 @@ def record(
     now = now or utcnow()
     kind = _kind(kind)
     _check(kind, amount, source=source, reason=reason, expires_on=expires_on, today=now.date())
-    key = (idempotency_key or "").strip() or None
-    if key is not None and len(key) > 200:
-        raise ValidationError("the Idempotency-Key is longer than 200 characters",
-                              field="Idempotency-Key")  # fmt: skip
+    key = checked_key(idempotency_key) if idempotency_key and idempotency_key.strip() else None
     change = signed(kind, amount)
     if key is not None:
         replay = _replay(session, key, contact_id, kind, change)
@@ -168,15 +165,13 @@ def _check(kind: PointsKind, amount: int, *, source: str, reason: str,
 def _replay(
     session: Session, key: str, contact_id: int, kind: PointsKind, change: int
 ) -> Recorded | None:
-    found = session.scalars(select(PointsEntry).where(PointsEntry.idempotency_key == key)).first()
-    if found is None:
-        return None
-    if (found.contact_id, found.kind, found.amount) != (contact_id, kind, change):
-        raise Conflict(
-            f"the Idempotency-Key was already used for points entry #{found.id} (contact "
-            f"#{found.contact_id}, {found.kind} {found.amount:+d}); use a new key"
-        )
-    return Recorded(found, created=False)
+    found = replayed(
+        session, PointsEntry, key,
+        same=lambda e: (e.contact_id, e.kind, e.amount) == (contact_id, kind, change),
+        used_for=lambda e: f"points entry #{e.id} (contact #{e.contact_id}, {e.kind} "
+                           f"{e.amount:+d})",
+    )  # fmt: skip
+    return None if found is None else Recorded(found, created=False)
 
 
 def apply_grants(

@@ -33,7 +33,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from campaigns.db import JSONType, utcnow
+from campaigns.db import JSONType, checked_key, replayed, utcnow
 from campaigns.delivery.ledger import insert_ignoring_duplicates
 from campaigns.errors import Conflict, NotFound, ValidationError
 from campaigns.models import (
@@ -72,10 +72,7 @@ def record(
 ) -> Recorded:  # fmt: skip
     """Record a renewal the CRM reports, once per idempotency key; credit it to a letter."""
     now = now or utcnow()
-    key = idempotency_key.strip()
-    if not key or len(key) > 200:
-        raise ValidationError("give an Idempotency-Key of 1 to 200 characters",
-                              field="Idempotency-Key")  # fmt: skip
+    key = checked_key(idempotency_key)
     value, code = _amount(amount), _currency(currency)
     when = occurred_at or now
     if when.tzinfo is None:
@@ -130,16 +127,13 @@ def record(
 def _replay(
     session: Session, key: str, contract_id: int, amount: Decimal, currency: str
 ) -> Recorded | None:
-    found = session.scalars(select(Conversion).where(Conversion.idempotency_key == key)).first()
-    if found is None:
-        return None
-    if (found.contract_id, found.amount, found.currency) != (contract_id, amount, currency):
-        raise Conflict(
-            f"the Idempotency-Key was already used for conversion #{found.id} (contract "
-            f"#{found.contract_id}, {found.amount} {found.currency}); use a new key for a "
-            "new renewal"
-        )
-    return Recorded(found, created=False)
+    found = replayed(
+        session, Conversion, key,
+        same=lambda c: (c.contract_id, c.amount, c.currency) == (contract_id, amount, currency),
+        used_for=lambda c: f"conversion #{c.id} (contract #{c.contract_id}, {c.amount} "
+                           f"{c.currency}), a renewal of its own",
+    )  # fmt: skip
+    return None if found is None else Recorded(found, created=False)
 
 
 def _amount(raw: Decimal | str | float) -> Decimal:
