@@ -130,10 +130,10 @@ def contacts_import(
             if second_name:
                 previews.append(imports.preview(job, contracts=True))
             saved = mappings.get_mapping(session, mapping_name).mapping if mapping_name else None
+            # A saved mapping with nothing for a file leaves that file's suggestion.
             chosen = [
-                mappings.applied(saved, preview.header, contracts_file=second)
-                if saved is not None
-                else mappings.suggest(preview.header, preview.sample, contracts_file=second)
+                (mappings.applied(saved, preview.header, contracts_file=second) if saved else {})
+                or mappings.suggest(preview.header, preview.sample, contracts_file=second)
                 for second, preview in zip((False, True), previews, strict=False)
             ]  # fmt: skip
             match = match or (saved or {}).get("match", "email")

@@ -119,8 +119,9 @@ def _mapping_page(
         chosen = mappings.suggest(preview.header, preview.sample, contracts_file=contracts_file)
         if found.mapping:
             chosen = {c: found.mapping.get(key, {}).get(c, "") for c in preview.header}
-        if named is not None and key in named.mapping:  # else the suggestion stands
-            chosen = mappings.applied(named.mapping, preview.header, contracts_file=contracts_file)
+        if named is not None:  # a saved mapping with nothing for this file: the suggestion
+            chosen = mappings.applied(named.mapping, preview.header,
+                                      contracts_file=contracts_file) or chosen  # fmt: skip
         if form is not None:
             chosen = {c: form.get(f"{prefix}_{i}", "") for i, c in enumerate(preview.header)}
         return [
