@@ -327,8 +327,10 @@ class _Reader:
             return None
         contact, contract, errors = mapper.typed(row)
         key: str = contact[self.key] or ""
-        if not key and mapper is self.second:  # its one contact field: the contact rules' say
-            errors = [e for e in errors if not e.field.startswith("contact.")]  # does not fit
+        if not key and mapper is self.second:
+            # A contracts file fills only the key: the contact rules' "required (or an
+            # external_id)" would mislead there; the message below says what is missing.
+            errors = [e for e in errors if not e.field.startswith("contact.")]
         if not key and not any(e.field == f"contact.{mapper.match}" for e in errors):
             errors.append(FieldError(f"contact.{mapper.match}", "", "is empty; every row needs "
                                      "one to find its contact"))  # fmt: skip
