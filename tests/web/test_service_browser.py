@@ -31,6 +31,7 @@ POLICY = (
     "Email support stays free: write to us as often as you need to.\n\n"
     "Priority phone support is charged per incident, unless you pay with points."
 )
+POLICY_DE = "Der E-Mail-Support bleibt kostenlos."
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -71,6 +72,10 @@ def test_an_admin_edits_the_service_settings_on_a_laptop_and_a_phone(
             expect(rows).to_have_count(2)
             expect(rows.nth(1).get_by_label("Package 2: name")).to_have_value("Ten pack")
             page.get_by_label("The terms as the policy re-statement states them").fill(POLICY)
+            german = page.locator(".translation-row")
+            expect(german).to_have_count(1)  # one empty row adds a language
+            german.get_by_label("Language").fill("de")
+            german.get_by_label("Text").fill(POLICY_DE)
             page.screenshot(path=str(SHOTS / "service-settings-laptop.png"), full_page=True)
             page.get_by_role("button", name="Save settings").click()
 
@@ -79,7 +84,9 @@ def test_an_admin_edits_the_service_settings_on_a_laptop_and_a_phone(
                 "Price is not an amount: write it like 90 or 89.50"
             )
             expect(page.get_by_label("Fee per incident")).to_have_value("90")
-            expect(page.locator("textarea")).to_have_value(POLICY)
+            expect(page.locator("#policy_text")).to_have_value(POLICY)
+            expect(page.locator(".translation-row")).to_have_count(2)  # the one typed, one empty
+            expect(page.locator("textarea[name=policy-0-text]")).to_have_value(POLICY_DE)
             page.screenshot(path=str(SHOTS / "service-settings-refused-laptop.png"),
                             full_page=True)  # fmt: skip
             page.locator(".package-row").nth(1).get_by_label("Package 2: price").fill("400")
@@ -101,6 +108,7 @@ def test_an_admin_edits_the_service_settings_on_a_laptop_and_a_phone(
     assert [(p.name, p.points, str(p.price)) for p in terms.packages] == [
         ("Buy 5, get 6", 6, "250.00"), ("Ten pack", 10, "400.00")]  # fmt: skip
     assert terms.policy_text == POLICY
+    assert terms.policy_translations == {"de": POLICY_DE}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

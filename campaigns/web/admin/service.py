@@ -90,6 +90,7 @@ def _settings_page(
     if translated is None:
         translated = [{"locale": code, "text": text}
                       for code, text in sorted(terms.policy_translations.items())]  # fmt: skip
+    translated = [row for row in translated if any(v.strip() for v in row.values())]
     if len(translated) < service_settings.MAX_TRANSLATIONS:
         translated = [*translated, {}]  # one blank row to add a language
     values = dict(form) if form is not None else {
