@@ -151,3 +151,27 @@ def test_only_admins_manage_webhooks_and_every_form_needs_its_token(app: Flask) 
     refused = client.post("/webhooks", data={"url": "https://crm.example.com/hooks"})
     assert refused.status_code == 400
     assert "No webhooks yet." in page(client, "/webhooks")
+
+
+def test_the_form_refuses_an_internal_address_and_names_the_networks_let_in(
+    app: Flask, db: Database
+) -> None:
+    """The app's settings let 127.0.0.0/8 in (the tests' receivers); 10.0.0.5 is refused."""
+    client, token = admin(app)
+    assert "<code>127.0.0.0/8</code> (<code>WEBHOOK_ALLOW_NETWORKS</code>)" in page(
+        client, "/webhooks"
+    )
+    answer = client.post(
+        "/webhooks",
+        data={
+            "url": "http://10.0.0.5/hooks",
+            "secret": "",
+            "kinds": ["letter.bounced"],
+            "csrf_token": token,
+        },
+    )
+    assert answer.status_code == 400
+    assert re.search(r'id="url-error"[^>]*>[^<]*10\.0\.0\.5 is a local or private address',
+                     answer.get_data(as_text=True))  # fmt: skip
+    with db.unit_of_work() as s:
+        assert s.scalars(select(WebhookSubscription)).all() == []

@@ -111,5 +111,6 @@ def _list_page(**extra: object) -> str:
     with unit_of_work() as s:
         return render_template(
             "admin/webhooks.html", listed=webhooks.subscriptions(s), types=SUBSCRIBABLE,
-            errors=extra.pop("errors", {}), form=extra.pop("form", {}), **extra,
+            errors=extra.pop("errors", {}), form=extra.pop("form", {}),
+            allowed=settings().webhooks.allow_networks, **extra,
         )  # fmt: skip
