@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.db import require
 from campaigns.errors import TemplateError, ValidationError
-from campaigns.letters import fields, layouts, rendering
+from campaigns.letters import fields, layouts, locales, rendering
 from campaigns.letters.context import MERGE_FIELDS, sample_context
 from campaigns.letters.sandbox import HTML_ENV
 from campaigns.models import (
@@ -40,7 +40,6 @@ _PLACEHOLDER = re.compile(r"xjinja(\d+)x")
 _HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _LINK_CALL = re.compile(r"link_url\((\d+)\)")
-_LOCALE = re.compile(r"([A-Za-z]{2,3})(?:[_-]([A-Za-z]{2}))?")
 # The preheader: the inbox's preview line, hidden in the letter itself.
 PREHEADER = ('<div data-preheader style="display:none;max-height:0;overflow:hidden;'
              'mso-hide:all;font-size:1px;line-height:1px">{}</div>')  # fmt: skip
@@ -191,11 +190,10 @@ def needs_approval(letter: Letter) -> bool:
 
 def _locale(code: str) -> str:
     """Normalise a locale code (`de-ch` → `de_CH`); refuse what is not one."""
-    match = _LOCALE.fullmatch(code.strip())
-    if not match:
-        raise ValidationError(f"{code!r} is not a locale code such as de or de_CH", field="locale")
-    language, region = match.group(1).lower(), match.group(2)
-    return f"{language}_{region.upper()}" if region else language
+    try:
+        return locales.checked(code)
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="locale") from None
 
 
 def _clean(content: Content, *, locale: str | None = None) -> Content:

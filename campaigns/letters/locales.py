@@ -3,7 +3,20 @@ there for their exact locale, else for their language, else the default."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+_CODE = re.compile(r"([A-Za-z]{2,3})(?:[_-]([A-Za-z]{2}))?")
+
+
+def checked(code: str) -> str:
+    """A locale code as people write it (`de`, `de-ch`, `de_CH`) in its one spelling
+    (`de_CH`); ValueError for anything that is not one."""
+    match = _CODE.fullmatch(code.strip())
+    if not match:
+        raise ValueError(f"{code!r} is not a locale code such as de or de_CH")
+    language, region = match.group(1).lower(), match.group(2)
+    return f"{language}_{region.upper()}" if region else language
 
 
 def normalise(code: str | None) -> str:

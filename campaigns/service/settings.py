@@ -19,7 +19,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
-from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -197,16 +196,16 @@ def _translations(errors: dict[str, str], rows: Sequence[Mapping[str, str]]) -> 
             continue
         given += 1
         where = f"policy_translations.{n}"
-        locale = locales.normalise(raw_locale)
-        if not locale:
+        locale = ""
+        if not raw_locale:
             errors[f"{where}.locale"] = "is missing: give the language, such as de or fr_CH"
-        elif locale in found:
-            errors[f"{where}.locale"] = "is given twice: one text per language"
         else:
             try:
-                Locale.parse(locale)
-            except (ValueError, UnknownLocaleError):
+                locale = locales.checked(raw_locale)
+            except ValueError:
                 errors[f"{where}.locale"] = "is not a language code such as de, fr or de_CH"
+        if locale in found:
+            errors[f"{where}.locale"] = "is given twice: one text per language"
         text = _checked(errors, f"{where}.text", functools.partial(_policy, raw_text))
         if text == "":
             errors[f"{where}.text"] = "is empty: write the translation, or clear the language"
