@@ -315,6 +315,7 @@ class SMTPMailer:
 
     def _envelope(self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str]) -> bool:
         """Send MAIL and RCPT; return True if DATA was sent too and answered 354."""
+        sender, recipients = _angled(sender), [_angled(rcpt) for rcpt in recipients]
         if conn.has_extn("pipelining"):
             self._pipelined(conn, sender, recipients)
             return True
@@ -331,9 +332,9 @@ class SMTPMailer:
 
     def _pipelined(self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str]) -> None:
         """MAIL, RCPT and DATA in one write, then their replies in order (RFC 2920): one
-        round trip where there were three, for a server that offers PIPELINING."""
-        rcpts = [f"RCPT TO:{smtplib.quoteaddr(rcpt)}" for rcpt in recipients]
-        commands = [f"MAIL FROM:{smtplib.quoteaddr(sender)}", *rcpts, "DATA"]
+        round trip where there were three, for a server that offers PIPELINING. The
+        addresses come `_angled`."""
+        commands = [f"MAIL FROM:{sender}", *(f"RCPT TO:{rcpt}" for rcpt in recipients), "DATA"]
         conn.send("".join(f"{command}\r\n" for command in commands))
         replies = [conn.getreply() for _ in commands]
         mail, *answers, (data_code, data_reply) = replies
@@ -373,13 +374,35 @@ class SMTPMailer:
         self._drop()
 
 
-_LINE_STARTING_WITH_DOT = re.compile(rb"^\.", re.MULTILINE)
+# An address as the product stores it (normalised, validated): nothing to parse or quote.
+_PLAIN_ADDRESS = re.compile(r'[^\s<>()\[\]",;:\\@]+@[^\s<>()\[\]",;:\\@]+')
+
+
+def _angled(address: str) -> str:
+    """`<address>` for MAIL FROM and RCPT TO, as `smtplib.quoteaddr` writes it.
+
+    An address holding a line break or another control character is refused: written into
+    a pipelined command it could add a recipient, and parsed it may name someone else.
+    """
+    if _PLAIN_ADDRESS.fullmatch(address):  # parsing it (quoteaddr) took ~70 µs a letter
+        return f"<{address}>"
+    if _CONTROL.search(address):  # parsed, what is left could be another address
+        raise PermanentSendError(
+            f"the address {address!r} holds a line break or control character; not sent"
+        )
+    return smtplib.quoteaddr(address)
 
 
 def _body(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
     """Send a letter's data after a DATA already answered 354 (what `SMTP.data` does after
-    its own DATA): lines starting with a dot doubled, then the ending dot."""
-    quoted = _LINE_STARTING_WITH_DOT.sub(b"..", data)
+    its own DATA): lines starting with a dot doubled, then the ending dot.
+
+    A line starts at the data's start or after a line feed: a bytes replace finds them
+    several times faster than a multiline regex over a 20 KB letter.
+    """
+    quoted = data.replace(b"\n.", b"\n..")
+    if quoted.startswith(b"."):
+        quoted = b"." + quoted
     if not quoted.endswith(b"\r\n"):
         quoted += b"\r\n"
     conn.send(quoted + b".\r\n")

@@ -8,8 +8,8 @@ one letter's fate unknown), and the outcomes of the letters sent since are recor
   more than rendering and sending the letter. Here they are SQL text built once per letter
   category and run with typed parameters: a tenth of that. The SQL is the same on SQLite
   and PostgreSQL.
-- A `Writer` thread does them for every sending thread of its process, as a group: the
-  marks and outcomes that arrive while it writes go together in its next transaction (group
+- A process's `Writer` does them for all its sending threads, as a group: the marks and
+  outcomes that arrive while one thread writes go together in the next transaction (group
   commit). A sending thread waits for its own mark before it sends, so the guarantee is
   the same as one transaction per letter; but on SQLite, where writers take turns for the
   whole file, a process asks for the write lock once per group instead of once per letter,
@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, bindparam, text
+from sqlalchemy import Connection, Dialect, Engine, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from campaigns.db import JSONType, UTCDateTime
@@ -88,7 +88,7 @@ def record(connection: Connection, outcomes: Sequence[Outcome], *, now: datetime
     """Settle `sending` rows with their outcomes (one statement for the lot)."""
     if not outcomes:
         return
-    connection.execute(_RECORD, [
+    _run(connection, _RECORD, [
         {"id": o.delivery_id, "state": o.state.value, "reason": o.reason[:2000],
          "message_id": o.message_id,
          "sent_at": now if o.state == DeliveryState.SENT else None}
@@ -101,11 +101,58 @@ def mark_in_flight(
     now: datetime, locale: str, detail: dict[str, Any],
 ) -> bool:  # fmt: skip
     """Mark the row in flight if it may still go (see `_mark_statement`); say whether it was."""
-    result = connection.execute(
-        _mark_statement(category),
-        {"id": delivery_id, "now": now, "locale": locale, "detail": detail, "kind": kind},
-    )
-    return result.rowcount == 1
+    values = {"id": delivery_id, "now": now, "locale": locale, "detail": detail, "kind": kind}
+    return _run(connection, _mark_statement(category), [values]) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverSQL:
+    """A statement compiled once for a dialect, with its parameters' bind processors."""
+
+    sql: str
+    order: tuple[str, ...] | None  # the parameters' order for a positional paramstyle
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        for name, process in self.processors:
+            values[name] = process(values[name])
+        return values if self.order is None else tuple(values[name] for name in self.order)
+
+
+_compiled: dict[tuple[int, str], tuple[TextClause, _DriverSQL]] = {}
+
+
+def _driver_sql(clause: TextClause, dialect: Dialect) -> _DriverSQL:
+    key = (id(clause), dialect.name)
+    found = _compiled.get(key)
+    if found is None or found[0] is not clause:
+        compiled = clause.compile(dialect=dialect)
+        processors = tuple(
+            (name, process) for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        )  # fmt: skip
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = _compiled[key] = (clause, _DriverSQL(compiled.string, order, processors))
+    return found[1]
+
+
+def _run(connection: Connection, clause: TextClause, rows: list[dict[str, Any]]) -> int:
+    """Run a statement for each of `rows` on the driver's cursor, in `connection`'s
+    transaction; return the rows changed.
+
+    The same SQL and parameter processing as `connection.execute(clause, rows)`, without
+    its per-call work (about 0.1 ms a letter on the send path, two statements a letter).
+    """
+    statement = _driver_sql(clause, connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        if len(rows) == 1:
+            cursor.execute(statement.sql, statement.parameters(rows[0]))
+        else:
+            cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +171,25 @@ class _Request:
     outcomes: list[Outcome]
     mark: Mark | None
     now: datetime
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
     marked: bool = False
     error: BaseException | None = None
 
 
 class Writer:
-    """Writes the marks and outcomes of every sending thread of a process, in groups."""
+    """Writes the marks and outcomes of every sending thread of a process, in groups.
 
-    IDLE_SECONDS = 5.0  # the thread goes away after this long unused
+    Group commit without a thread of its own: a caller queues its request, then waits for
+    the lock. Whoever holds it writes every request queued so far in one transaction; a
+    caller whose request was written meanwhile finds it done. With one sending thread a
+    request is written at once, in its own thread (a writer thread cost two hand-offs of
+    the GIL a letter).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def write(self, outcomes: Sequence[Outcome], mark: Mark | None = None, *,
               now: datetime) -> bool:  # fmt: skip
@@ -148,37 +199,15 @@ class Writer:
             return False
         request = _Request(list(outcomes), mark, now)
         self._queue.put(request)
-        self._start_if_idle()
-        request.done.wait()
+        with self._lock:
+            if not request.done:  # not taken by the group written before: lead the next
+                self._write(self._waiting())
         if request.error is not None:
             raise request.error
         return request.marked
 
-    def _run(self) -> None:
-        try:
-            # A connection from the pool per group: none is held while the thread is idle.
-            while (group := self._next_group()) is not None:
-                self._write(group)
-        finally:
-            with self._lock:
-                self._thread = None
-            # A request that came as this thread went idle: answered by a thread of its own.
-            if not self._queue.empty():
-                self._start_if_idle()
-
-    def _start_if_idle(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ledger-writer",
-                                                daemon=True)  # fmt: skip
-                self._thread.start()
-
-    def _next_group(self) -> list[_Request] | None:
-        """Wait for a request, then take every other one already waiting; None when idle."""
-        try:
-            group = [self._queue.get(timeout=self.IDLE_SECONDS)]
-        except queue.Empty:
-            return None
+    def _waiting(self) -> list[_Request]:
+        group: list[_Request] = []
         while True:
             try:
                 group.append(self._queue.get_nowait())
@@ -204,7 +233,7 @@ class Writer:
                 request.error, request.marked = exc, False
         finally:
             for request in group:
-                request.done.set()
+                request.done = True
 
 
 def _suppress_hard_bounces(connection: Connection, outcomes: Sequence[Outcome]) -> None:

@@ -44,7 +44,10 @@ class Tokens:
 
     def sign(self, purpose: str, *ids: int) -> str:
         """Return the token itsdangerous' URLSafeSerializer would make for these ids."""
-        payload = json.dumps(list(ids), separators=(",", ":")).encode()
+        if all(type(i) is int for i in ids):  # as json.dumps writes them, in a fifth the time
+            payload = ("[" + ",".join(map(str, ids)) + "]").encode()
+        else:
+            payload = json.dumps(list(ids), separators=(",", ":")).encode()
         if not _incompressible(payload) and len(zlib.compress(payload)) < len(payload) - 1:
             return str(self._serializers[purpose].dumps(list(ids)))  # compressed: as it does
         body = base64.urlsafe_b64encode(payload).rstrip(b"=")

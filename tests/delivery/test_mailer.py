@@ -79,3 +79,29 @@ def test_a_refused_recipient_fails_alone_and_the_next_letter_goes(catcher: SMTPC
     (received,) = catcher.wait_for(1)
     assert received.recipients == ["zoe@example.com"]
     assert b"never" not in received.data
+
+
+def test_an_address_with_a_line_break_is_refused_and_adds_no_recipient(
+    catcher: SMTPCatcher,
+) -> None:
+    mailer = SMTPMailer(catcher.url)
+    data = build_message(_letter(), message_id="<4@example.com>")
+    for sender, to in (
+        ("care@example.com", "zoe@example.com\r\nRCPT TO:<eve@example.com>"),
+        ("care@example.com\r\nRCPT TO:<eve@example.com>", "zoe@example.com"),
+    ):
+        with pytest.raises(PermanentSendError, match="line break"):
+            mailer.send(sender, [to], data)
+    mailer.send("care@example.com", ["zoe@example.com"], data)  # the connection still works
+    mailer.close()
+    (received,) = catcher.wait_for(1)
+    assert received.recipients == ["zoe@example.com"]
+
+
+def test_lines_starting_with_a_dot_arrive_as_written(catcher: SMTPCatcher) -> None:
+    mailer = SMTPMailer(catcher.url)
+    data = b".first: header\r\n\r\n.body\r\nmiddle\r\n..two\r\n.\r\n.."
+    mailer.send("care@example.com", ["zoe@example.com"], data)
+    mailer.close()
+    (received,) = catcher.wait_for(1)
+    assert received.data.rstrip(b"\r\n") == data
