@@ -395,8 +395,18 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self.skip = 0
         self.href: str | None = None
+        self.cells: list[int] = []  # per open table: the cells of its current row so far
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.cells.append(0)
+        elif tag == "tr" and self.cells:
+            self.cells[-1] = 0
+        elif tag in ("td", "th") and self.cells:
+            # The cells of a row stay apart ("SC-00012 On-site support", not "SC-00012On-…").
+            if self.cells[-1] and self.parts and not self.parts[-1].endswith((" ", "\n")):
+                self.parts.append(" ")
+            self.cells[-1] += 1
         if tag in ("style", "script", "head", "title"):
             self.skip += 1
         elif tag in self.BLOCKS:
@@ -407,6 +417,8 @@ class _TextExtractor(HTMLParser):
             self.href = dict(attrs).get("href")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self.cells:
+            self.cells.pop()
         if tag in ("style", "script", "head", "title"):
             self.skip = max(0, self.skip - 1)
         elif tag in ("p", "h1", "h2", "h3", "h4", "table"):

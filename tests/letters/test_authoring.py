@@ -25,6 +25,20 @@ def test_a_version_inlines_css_keeps_merge_fields_and_stores_its_links(db: Datab
     assert "Renew ({{ link_url(0) }})" in text
 
 
+def test_the_text_part_keeps_table_cells_apart_and_rows_on_their_lines() -> None:
+    html = (
+        "<p>Your contracts:</p><table><tr><th>No.</th><th>Service</th></tr>"
+        "<tr><td>SC-00012</td><td>On-site support, <b>unit 7</b></td></tr>"
+        "<tr><td>SC-00013</td><td><table><tr><td>a</td><td>b</td></tr></table></td></tr>"
+        "</table><p>Kind regards</p>"
+    )
+    text = authoring.html_to_text(html)
+    assert "No. Service\n" in text
+    assert "SC-00012 On-site support, unit 7\n" in text
+    assert "\na b\n" in text  # a table in a cell: its own row, its cells apart
+    assert text.endswith("Kind regards\n")
+
+
 def test_a_syntax_error_is_reported_with_its_line(db: Database) -> None:
     with db.unit_of_work() as s, pytest.raises(TemplateError, match="html, line 3"):
         make_version(s, html="<p>one</p>\n<p>two</p>\n<p>{{ contact.first_name </p>")
