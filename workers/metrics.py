@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dramatiq
@@ -88,6 +88,12 @@ def count(result: BatchResult) -> None:
             letters.labels(outcome).inc(n)
 
 
+def _observe(seconds: float) -> None:
+    smtp = _metrics.get("smtp")
+    if smtp is not None:
+        smtp.observe(seconds)
+
+
 class TimedMailer:
     """A Mailer that records how long each send took."""
 
@@ -95,13 +101,27 @@ class TimedMailer:
         self.mailer = mailer
 
     def send(self, sender: str, recipients: Sequence[str], data: bytes) -> None:
+        self.submit(sender, recipients, data)()
+
+    def submit(self, sender: str, recipients: Sequence[str], data: bytes) -> Callable[[], None]:
+        """The mailer's submit; the time observed is its own and its reply's, not the wait
+        between them (the caller's work)."""
         started = time.perf_counter()
         try:
-            self.mailer.send(sender, recipients, data)
-        finally:
-            smtp = _metrics.get("smtp")
-            if smtp is not None:
-                smtp.observe(time.perf_counter() - started)
+            finish = self.mailer.submit(sender, recipients, data)
+        except BaseException:
+            _observe(time.perf_counter() - started)
+            raise
+        spent = time.perf_counter() - started
+
+        def timed_finish() -> None:
+            reading = time.perf_counter()
+            try:
+                finish()
+            finally:
+                _observe(spent + time.perf_counter() - reading)
+
+        return timed_finish
 
     def close(self) -> None:
         self.mailer.close()

@@ -11,7 +11,7 @@ import secrets
 import smtplib
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -232,6 +232,8 @@ class Mailer(Protocol):
 
     def send(self, sender: str, recipients: Sequence[str], data: bytes) -> None: ...
 
+    def submit(self, sender: str, recipients: Sequence[str], data: bytes) -> Callable[[], None]: ...
+
     def close(self) -> None: ...
 
 
@@ -286,6 +288,15 @@ class SMTPMailer:
         Takes bytes, not a message object: serialising is the caller's (once per letter),
         so a retry or a reconnect never re-renders or re-folds anything.
         """
+        self.submit(sender, recipients, data)()
+
+    def submit(self, sender: str, recipients: Sequence[str], data: bytes) -> Callable[[], None]:
+        """Send one message but leave the server's last reply unread: the function returned
+        reads it, raising what `send` would. Call it before anything else on this mailer.
+
+        The caller may do other work (render the next letter) while the server takes the
+        data; `send` is `submit(...)()`. Errors before the data went raise from here.
+        """
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
@@ -301,17 +312,26 @@ class SMTPMailer:
                     raise TransientSendError(
                         f"the server stopped answering for this recipient: {exc or 'timed out'}"
                     ) from None
-        assert self._conn is not None
+        conn = self._conn
+        assert conn is not None
+        if not pipelined:  # SMTP.data sends the data and reads the reply in one go
+            self._exchange(lambda: conn.data(data))
+            return _nothing
+        self._exchange(lambda: _body(conn, data))
+        return lambda: self._exchange(conn.getreply)
+
+    def _exchange(self, step: Callable[[], tuple[int, bytes] | None]) -> None:
+        """Take a step of the data's exchange; raise for a refusal or a lost connection."""
         try:
-            code, reply = _body(self._conn, data) if pipelined else self._conn.data(data)
+            replied = step()
         except smtplib.SMTPDataError as exc:
             self._reset()
             raise _classify(exc.smtp_code, exc.smtp_error) from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise AmbiguousSendError(f"connection lost while sending the letter: {exc}") from None
-        if code != 250:
-            raise _classify(code, reply)
+        if replied is not None and replied[0] != 250:
+            raise _classify(*replied)
 
     def _envelope(self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str]) -> bool:
         """Send MAIL and RCPT; return True if DATA was sent too and answered 354."""
@@ -393,9 +413,14 @@ def _angled(address: str) -> str:
     return smtplib.quoteaddr(address)
 
 
-def _body(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+def _nothing() -> None:
+    return None
+
+
+def _body(conn: smtplib.SMTP, data: bytes) -> None:
     """Send a letter's data after a DATA already answered 354 (what `SMTP.data` does after
-    its own DATA): lines starting with a dot doubled, then the ending dot.
+    its own DATA): lines starting with a dot doubled, then the ending dot. The server's
+    reply is left to the caller (`SMTPMailer.submit`).
 
     A line starts at the data's start or after a line feed: a bytes replace finds them
     several times faster than a multiline regex over a 20 KB letter.
@@ -406,7 +431,6 @@ def _body(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
     if not quoted.endswith(b"\r\n"):
         quoted += b"\r\n"
     conn.send(quoted + b".\r\n")
-    return conn.getreply()
 
 
 def _classify(code: int, reply: bytes | str) -> SendError:

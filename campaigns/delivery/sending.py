@@ -23,6 +23,7 @@ from campaigns.delivery.mailer import (
     Letter,
     Mailer,
     PermanentSendError,
+    SendError,
     TransientSendError,
     build_message,
     dkim_signer,
@@ -263,62 +264,114 @@ def deliver_batch(
     campaigns = {d.campaign_id for d in drafts if d.campaign_id is not None}
     pending: list[Outcome] = []  # outcomes not yet written: they go with the next mark
     writer = marks.writer(db.engine)
-    for index, prepared in enumerate(drafts):
-        try:
-            message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
-        except SQLAlchemyError:
-            raise  # the database, not this letter: the actor's retry deals with it
-        except Exception as exc:
-            # Whatever went wrong preparing this one letter (a template, a broken row, a
-            # header), it fails this row only, with the reason; the batch goes on.
-            if not isinstance(exc, ValidationError):
-                log.exception("letter of ledger row %s could not be prepared", prepared.delivery_id)
-            pending.append(Outcome(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
-            result.failed += 1
-            continue
-        if throttle is not None and not throttle.wait(
-            campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
-            domain=prepared.email.rpartition("@")[2],
-        ):  # fmt: skip
-            # A rate is saturated: hand this row and the rest back untouched, for later.
-            rest = [d.delivery_id for d in drafts[index:]]
-            writer.write(pending, now=now())
+    # The letter whose data went last, its server's reply not yet read: the next letter is
+    # rendered meanwhile. It is settled (its outcome pending) before the next mark, so a
+    # crash still leaves at most one letter in flight.
+    in_flight: _InFlight | None = None
+
+    def settle() -> _Reply | None:
+        """Read the reply of the letter in flight and note its outcome; a reply that asks
+        for a later try is returned after the row is given back."""
+        nonlocal in_flight
+        if in_flight is None:
+            return None
+        sent, in_flight = in_flight, None
+        reply = _replied(sent.finish, sent.draft.attempts)
+        return _note(db, reply, sent.draft, sent.message_id, result, pending, now=now)
+
+    try:
+        for index, prepared in enumerate(drafts):
+            try:
+                message_id, data, detail = compose(prepared, settings=settings, tokens=tokens)
+            except SQLAlchemyError:
+                raise  # the database, not this letter: the actor's retry deals with it
+            except Exception as exc:
+                # Whatever went wrong preparing this one letter (a template, a broken row, a
+                # header), it fails this row only, with the reason; the batch goes on.
+                if not isinstance(exc, ValidationError):
+                    log.exception("letter of ledger row %s could not be prepared",
+                                  prepared.delivery_id)  # fmt: skip
+                pending.append(Outcome(prepared.delivery_id, DeliveryState.FAILED, _reason(exc)))
+                result.failed += 1
+                continue
+            settle()
+            if throttle is not None and not throttle.wait(
+                campaign_id=prepared.campaign_id, rate_per_minute=prepared.rate_per_minute,
+                domain=prepared.email.rpartition("@")[2],
+            ):  # fmt: skip
+                # A rate is saturated: hand this row and the rest back untouched, for later.
+                rest = [d.delivery_id for d in drafts[index:]]
+                writer.write(pending, now=now())
+                pending.clear()
+                with db.unit_of_work() as session:
+                    release(session, rest, refund=True,
+                            due_at=now() + timedelta(seconds=DEFER_SECONDS))  # fmt: skip
+                result.deferred.extend(rest)
+                break
+            mark = marks.Mark(prepared.delivery_id, prepared.category, str(prepared.kind),
+                              prepared.locale, detail)  # fmt: skip
+            marked = writer.write(pending, mark, now=now())
             pending.clear()
-            with db.unit_of_work() as session:
-                release(session, rest, refund=True, due_at=now() + timedelta(seconds=DEFER_SECONDS))
-            result.deferred.extend(rest)
-            break
-        mark = marks.Mark(prepared.delivery_id, prepared.category, str(prepared.kind),
-                          prepared.locale, detail)  # fmt: skip
-        marked = writer.write(pending, mark, now=now())
-        pending.clear()
-        if not marked:
-            with db.unit_of_work() as session:
-                held = _settle_unmarked(session, prepared, now=now())
-            setattr(result, held, getattr(result, held) + 1)
-            continue
-        sender = return_path(tokens, prepared.delivery_id, domain=settings.bounces.domain)
-        outcome = _send(mailer, (sender, [prepared.email], data), prepared.attempts)
-        if outcome.state is None:
-            due_at = now() + timedelta(seconds=retry_delay_seconds(prepared.attempts))
-            with db.unit_of_work() as session:
-                if outcome.stop_batch:
+            if not marked:
+                with db.unit_of_work() as session:
+                    held = _settle_unmarked(session, prepared, now=now())
+                setattr(result, held, getattr(result, held) + 1)
+                continue
+            sender = return_path(tokens, prepared.delivery_id, domain=settings.bounces.domain)
+            try:
+                finish = mailer.submit(sender, [prepared.email], data)
+            except SendError as exc:
+                reply = _note(db, _reply_to(exc, prepared.attempts), prepared, message_id,
+                              result, pending, now=now)  # fmt: skip
+                if reply is not None and reply.stop_batch:
                     # The server is unreachable: give every remaining row back untouched.
-                    rest = [d.delivery_id for d in drafts[index:]]
-                    release(session, rest, refund=True, due_at=due_at)
+                    rest = [d.delivery_id for d in drafts[index + 1 :]]
+                    with db.unit_of_work() as session:
+                        release(session, rest, refund=True, due_at=_retry_at(prepared, now))
                     result.retry.extend(rest)
                     break
-                release(session, [prepared.delivery_id], due_at=due_at)
-            result.retry.append(prepared.delivery_id)
-            continue
-        pending.append(Outcome(prepared.delivery_id, outcome.state, outcome.reason, message_id))
-        setattr(result, outcome.state.value, getattr(result, outcome.state.value) + 1)
+                continue
+            in_flight = _InFlight(prepared, message_id, finish)
+        settle()
+    finally:
+        if in_flight is not None:  # an error on the way: read the reply, keep the connection
+            try:
+                in_flight.finish()
+            except SendError:
+                pass
     writer.write(pending, now=now())
     with db.unit_of_work() as session:
         for campaign_id in campaigns:
             if feedback.pause_on_error_storm(session, campaign_id) is None:
                 scheduling.complete_if_done(session, campaign_id, now=now())
     return result
+
+
+class _InFlight(NamedTuple):
+    draft: Draft
+    message_id: str
+    finish: Callable[[], None]  # reads the server's reply (Mailer.submit)
+
+
+def _retry_at(draft: Draft, now: Callable[[], datetime]) -> datetime:
+    return now() + timedelta(seconds=retry_delay_seconds(draft.attempts))
+
+
+def _note(
+    db: Database, reply: _Reply, draft: Draft, message_id: str, result: BatchResult,
+    pending: list[Outcome], *, now: Callable[[], datetime],
+) -> _Reply | None:  # fmt: skip
+    """Count a letter's reply: an outcome to write, or its row given back for a later try
+    (then the reply is returned)."""
+    if reply.state is not None:
+        pending.append(Outcome(draft.delivery_id, reply.state, reply.reason, message_id))
+        setattr(result, reply.state.value, getattr(result, reply.state.value) + 1)
+        return None
+    with db.unit_of_work() as session:
+        release(session, [draft.delivery_id], refund=reply.stop_batch,
+                due_at=_retry_at(draft, now))  # fmt: skip
+    result.retry.append(draft.delivery_id)
+    return reply
 
 
 def return_path(tokens: Tokens, delivery_id: int, *, domain: str) -> str:
@@ -511,21 +564,26 @@ class _Reply:
     stop_batch: bool = False
 
 
-def _send(mailer: Mailer, envelope: tuple[str, list[str], bytes], attempts: int) -> _Reply:
+def _replied(finish: Callable[[], None], attempts: int) -> _Reply:
+    """Read a submitted letter's reply (Mailer.submit) as a _Reply."""
     try:
-        mailer.send(*envelope)
-    except PermanentSendError as exc:
-        return _Reply(DeliveryState.FAILED, str(exc))
-    except AmbiguousSendError as exc:
-        return _Reply(DeliveryState.AMBIGUOUS, str(exc))
-    except TransientSendError as exc:
-        if exc.server_down:
-            log.warning("SMTP unreachable, batch released: %s", exc)
-            return _Reply(None, str(exc), stop_batch=True)
-        if attempts >= MAX_ATTEMPTS:
-            return _Reply(DeliveryState.FAILED, f"gave up after {attempts} attempts: {exc}")
-        return _Reply(None, str(exc))
+        finish()
+    except SendError as exc:
+        return _reply_to(exc, attempts)
     return _Reply(DeliveryState.SENT)
+
+
+def _reply_to(exc: SendError, attempts: int) -> _Reply:
+    if isinstance(exc, PermanentSendError):
+        return _Reply(DeliveryState.FAILED, str(exc))
+    if isinstance(exc, AmbiguousSendError):
+        return _Reply(DeliveryState.AMBIGUOUS, str(exc))
+    if isinstance(exc, TransientSendError) and exc.server_down:
+        log.warning("SMTP unreachable, batch released: %s", exc)
+        return _Reply(None, str(exc), stop_batch=True)
+    if attempts >= MAX_ATTEMPTS:
+        return _Reply(DeliveryState.FAILED, f"gave up after {attempts} attempts: {exc}")
+    return _Reply(None, str(exc))
 
 
 def release(

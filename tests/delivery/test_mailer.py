@@ -105,3 +105,24 @@ def test_lines_starting_with_a_dot_arrive_as_written(catcher: SMTPCatcher) -> No
     mailer.close()
     (received,) = catcher.wait_for(1)
     assert received.data.rstrip(b"\r\n") == data
+
+
+def test_a_submitted_letters_reply_is_read_later_and_a_refusal_raises_then(
+    catcher: SMTPCatcher,
+) -> None:
+    catcher.reply = lambda received: "554 5.7.1 rejected" if b"refuse me" in received.data else None
+    mailer = SMTPMailer(catcher.url)
+    accepted = mailer.submit("care@example.com", ["zoe@example.com"], b"Subject: a\r\n\r\nok\r\n")
+    accepted()  # the server's 250, read now
+    refusal = b"Subject: b\r\n\r\nrefuse me\r\n"
+    if catcher.pipelining:  # the data went; its reply waits until asked for
+        refused = mailer.submit("care@example.com", ["eve@example.com"], refusal)
+        with pytest.raises(PermanentSendError, match="^554"):
+            refused()
+    else:  # without pipelining SMTP.data reads the reply as it sends
+        with pytest.raises(PermanentSendError, match="^554"):
+            mailer.submit("care@example.com", ["eve@example.com"], refusal)
+    mailer.send("care@example.com", ["zoe@example.com"], b"Subject: c\r\n\r\nagain\r\n")
+    mailer.close()
+    received = catcher.wait_for(2)  # the refused letter is not kept
+    assert [r.data.split(b"\r\n\r\n")[1] for r in received] == [b"ok\r\n", b"again\r\n"]
