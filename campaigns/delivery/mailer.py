@@ -78,7 +78,8 @@ def build_message(
     letter: Letter, *, message_id: str, date: datetime | None = None,
     signer: DkimSigner | None = None,
 ) -> bytes:  # fmt: skip
-    """Serialise a multipart/alternative letter: text and HTML, UTF-8, quoted-printable.
+    """Serialise a multipart/alternative letter: text and HTML, UTF-8, each part 7bit or
+    quoted-printable (`_encoded`).
 
     Written directly, not through `email.message.EmailMessage`: building and flattening
     one of those costs more than everything else of a letter put together. Every header
@@ -96,16 +97,18 @@ def build_message(
         ("MIME-Version", "1.0"),
         *letter.headers,
     ]
-    # "=_" never occurs in quoted-printable text ("=" is written "=3D"): a safe boundary.
+    # "=_" never occurs in quoted-printable text ("=" is written "=3D"), and a body sent
+    # as it is is checked for it (_encoded): a safe boundary.
     boundary = f"=_{secrets.token_hex(12)}"
     out = [_header(name, value) for name, value in headers]
     out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode())
     for subtype, body in (("plain", letter.text), ("html", letter.html)):
+        encoding, encoded = _encoded(body, boundary)
         out.append(f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-                   "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode())  # fmt: skip
+                   f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode())  # fmt: skip
         # The line break before a boundary belongs to the boundary (RFC 2046): one more, so
         # the body's own last line break survives.
-        out.append(_quoted_printable(body) + b"\r\n")
+        out.append(encoded + b"\r\n")
     out.append(f"--{boundary}--\r\n".encode())
     data = b"".join(out)
     return data if signer is None else signer.sign(data) + data
@@ -215,11 +218,32 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {folded}\r\n".encode()
 
 
-def _quoted_printable(body: str) -> bytes:
-    text = body.replace("\r\n", "\n").replace("\r", "\n")
+# What a body sent as it is (7bit, RFC 2045) may hold: printable ASCII, tabs, line breaks
+# (deleting them with bytes.translate leaves nothing: ten times faster than a regex).
+_7BIT = bytes([9, 10, *range(0x20, 0x7F)])
+MAX_LINE = 998  # octets a line may hold, without its CRLF (RFC 5322 2.1.1)
+
+
+def _encoded(body: str, boundary: str) -> tuple[str, bytes]:
+    """A part's transfer encoding and its body in it, lines ending in CRLF.
+
+    A body of printable ASCII in lines of at most 998 octets goes as it is (7bit): quoting
+    it cost ~0.1 ms a letter, and no relay ever rewrites 7bit (a DKIM signature holds).
+    Anything else is quoted-printable: non-ASCII text, long lines, a line starting "From "
+    (which mbox delivery would mangle), or one holding the boundary.
+    """
+    text = body.replace("\r\n", "\n").replace("\r", "\n") if "\r" in body else body
     if not text.endswith("\n"):
         text += "\n"
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    if text.isascii():
+        data = text.encode("ascii")
+        if not (
+            data.translate(None, _7BIT) or data.startswith(b"From ") or b"\nFrom " in data
+            or f"--{boundary}".encode() in data or max(map(len, data.split(b"\n"))) > MAX_LINE
+        ):  # fmt: skip
+            return "7bit", data.replace(b"\n", b"\r\n")
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return "quoted-printable", encoded.replace(b"\n", b"\r\n")
 
 
 def new_message_id(domain: str) -> str:

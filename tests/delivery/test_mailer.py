@@ -50,6 +50,29 @@ def test_a_letter_reads_back_exactly_headers_and_both_parts() -> None:
     assert _body(message, "html") == HTML + "\n"
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Dear Ada,\n\nyour cover ends on 1 March.\n", "7bit"),
+        ("Dear Ada,\r\n\twith a tab\r\n" + "x" * 998 + "\n", "7bit"),
+        ("a line of " + "x" * 995 + "\n", "quoted-printable"),  # over 998 octets
+        ("Dear Ada,\nFrom now on your cover is wider.\n", "quoted-printable"),
+        ("Dear Zoë,\n", "quoted-printable"),
+        ("a form feed \x0c here\n", "quoted-printable"),
+    ],
+)
+def test_an_ascii_part_in_short_lines_goes_as_it_is_anything_else_quoted(
+    text: str, encoding: str
+) -> None:
+    data = build_message(_letter(text=text, html="<p>ok</p>"), message_id="<5@example.com>")
+    message = _parse(data)
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None and plain["Content-Transfer-Encoding"] == encoding
+    assert _body(message, "plain") == text.replace("\r\n", "\n")
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
 @pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
 def catcher(request: pytest.FixtureRequest) -> Iterator[SMTPCatcher]:
     server = SMTPCatcher(pipelining=request.param).start()
