@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -225,8 +226,13 @@ def compose(draft: Draft, *, settings: Settings, tokens: Tokens) -> Composed:
 
 def _quotes_terms(draft: Draft) -> bool:
     """Whether the letter may print the service settings (kept with it if so)."""
-    return any("service." in part or "incident_price" in part
-               for part in (draft.html, draft.text, draft.subject))  # fmt: skip
+    return _prints_terms(draft.subject, draft.html, draft.text)
+
+
+@functools.lru_cache(maxsize=64)
+def _prints_terms(*parts: str) -> bool:
+    # Once per content, not per letter: the drafts of a version share its strings.
+    return any("service." in part or "incident_price" in part for part in parts)
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
