@@ -257,9 +257,10 @@ def deliver_batch(
     with no transaction open, and the process's ledger writer (marks.Writer) records the
     previous letters' outcomes and marks this one in flight — only if its row is still
     ours, its contact still reachable and its campaign still running (RELIABILITY.md 6,
-    14) — and has committed that before the letter is handed to SMTP. A worker that dies
-    leaves one row in flight per thread: the reaper makes it `ambiguous`, never sends it
-    twice.
+    14) — and has committed that before the letter is handed to SMTP. The server's reply
+    to a letter's data is read once the next letter is rendered, before the next mark. A
+    worker that dies leaves one row in flight per thread: the reaper makes it `ambiguous`,
+    never sends it twice.
     """
     tokens = Tokens.from_settings(settings)
     result = BatchResult()
@@ -275,15 +276,13 @@ def deliver_batch(
     # crash still leaves at most one letter in flight.
     in_flight: _InFlight | None = None
 
-    def settle() -> _Reply | None:
-        """Read the reply of the letter in flight and note its outcome; a reply that asks
-        for a later try is returned after the row is given back."""
+    def settle() -> None:
+        """Read the reply of the letter in flight and note its outcome."""
         nonlocal in_flight
-        if in_flight is None:
-            return None
-        sent, in_flight = in_flight, None
-        reply = _replied(sent.finish, sent.draft.attempts)
-        return _note(db, reply, sent.draft, sent.message_id, result, pending, now=now)
+        if in_flight is not None:
+            sent, in_flight = in_flight, None
+            reply = _replied(sent.finish, sent.draft.attempts)
+            _note(db, reply, sent.draft, sent.message_id, result, pending, now=now)
 
     try:
         for index, prepared in enumerate(drafts):
