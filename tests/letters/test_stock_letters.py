@@ -310,6 +310,19 @@ def test_the_expiry_reminder_speaks_of_the_days_left(
     assert "Plan" not in text  # a contract without a plan shows no empty row
 
 
+@pytest.mark.parametrize("kind", [s.kind for s in stock.STOCK_LETTERS])
+def test_the_signature_names_the_company_once_when_it_is_the_sender(kind: LetterKind) -> None:
+    ends_on = NOW.date() + timedelta(days=30)
+    own = Settings.from_env({**SETTINGS_ENV, "SENDER": "Acme Support GmbH <care@acme.example>"})
+    assert own.sender_name == own.company.name == "Acme Support GmbH"
+    text = _render_stock(kind, _recipient(ends_on, kind=kind), own)
+    assert "\nAcme Support GmbH\nAcme Support GmbH\n" not in text
+    other = Settings.from_env(SETTINGS_ENV)
+    assert other.sender_name != other.company.name
+    signed = _render_stock(kind, _recipient(ends_on, kind=kind), other)
+    assert f"\n{other.sender_name}\n{other.company.name}\n" in signed
+
+
 def test_the_renewal_offer_shows_a_discount_only_to_long_standing_or_high_spend_customers(
     settings: Settings,
 ) -> None:
