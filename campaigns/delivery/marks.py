@@ -90,15 +90,6 @@ def record(connection: Connection, outcomes: Sequence[Outcome], *, now: datetime
         _bound_record(connection.dialect, outcomes, now=now).run(connection)
 
 
-def mark_in_flight(
-    connection: Connection, delivery_id: int, category: LetterCategory, *, kind: str,
-    now: datetime, locale: str, detail: dict[str, Any],
-) -> bool:  # fmt: skip
-    """Mark the row in flight if it may still go (see `_mark_statement`); say whether it was."""
-    mark = Mark(delivery_id, category, kind, locale, detail)
-    return _bound_mark(connection.dialect, mark, now=now).run(connection) == 1
-
-
 def _bound_record(dialect: Dialect, outcomes: Sequence[Outcome], *, now: datetime) -> _Bound:
     return _bind(_RECORD, dialect, [
         {"id": o.delivery_id, "state": o.state.value, "reason": o.reason[:2000],
@@ -214,7 +205,7 @@ class Writer:
 
     def write(self, outcomes: Sequence[Outcome], mark: Mark | None = None, *,
               now: datetime) -> bool:  # fmt: skip
-        """Record `outcomes`, and mark `mark` in flight if it may still go (`mark_in_flight`);
+        """Record `outcomes`, and mark `mark` in flight if it may still go (`_mark_statement`);
         return whether it was marked. Returns once committed; raises what the write raised."""
         if not outcomes and mark is None:
             return False

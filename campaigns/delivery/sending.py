@@ -531,7 +531,7 @@ def draft_of(
 
 
 def _settle_unmarked(session: Session, draft: Draft, *, now: datetime) -> str:
-    """Settle a row that `marks.mark_in_flight` refused, and name the result field: no
+    """Settle a row whose in-flight mark was refused (marks.Writer), and name the result field: no
     longer ours (taken back by the reaper), suppressed meanwhile, or its campaign paused."""
     blocked = ledger.SUPPRESSED_STATUSES[draft.category]
     listed = exists().where(Suppression.email == Delivery.email)
