@@ -58,6 +58,12 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         assert wait_until(lambda: outbox_rows() >= 6, timeout=60, what="six demo letters")
         expect(page.locator("tbody")).to_contain_text("ada.lovelace@example.com")
         page.screenshot(path=str(SCREENSHOTS / "outbox.png"), full_page=True)
+        # On a phone the page keeps its width and each row's subject, the link, comes first.
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        expect(page.locator("tbody tr a").first).to_be_in_viewport()
+        page.screenshot(path=str(SCREENSHOTS / "outbox-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.locator("tbody tr a", has_text="Our support terms").first.click()
         expect(page.locator("dl.facts")).to_contain_text("Message-ID")
