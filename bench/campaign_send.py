@@ -78,6 +78,7 @@ def measure_backend(backend: str) -> Result:
         shutil.rmtree(directory, ignore_errors=True)
     reference = (before + after) / 2
     _report(name, backend, run, before, after)
+    _budget(name, run, GOAL * reference)
     return Result(name, run.rate, "letters/s", reference, GOAL)
 
 
@@ -123,3 +124,20 @@ def _env_int(name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise BenchError(f"{name} must be a positive whole number, not {raw!r}")
     return int(raw)
+
+
+def _budget(name: str, run: CampaignRun, goal_rate: float) -> None:
+    """Print the CPU a letter's worker may take at the goal's rate, against what it took.
+
+    At the goal the machine's cores are shared by the workers and by what each letter costs
+    elsewhere (the sink, the scheduler, Redis, the database server), as measured in this run.
+    """
+    cores = os.cpu_count() or 1
+    elsewhere_ms = (run.machine_cores - run.worker_cores) * run.seconds * 1000 / run.letters
+    budget_ms = cores * 1000 / goal_rate - elsewhere_ms
+    print(
+        f"{name}: at the goal ({goal_rate:.0f} letters/s on {cores} cores, {elsewhere_ms:.2f} CPU "
+        f"ms a letter outside the workers) the workers may spend {budget_ms:.2f} CPU ms a letter; "
+        f"they spent {run.worker_cpu_ms_per_letter:.2f}",
+        file=sys.stderr,
+    )
