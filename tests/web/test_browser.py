@@ -70,12 +70,14 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         frame = page.frame_locator("iframe.preview")
         expect(frame.locator("body")).to_contain_text("Email support stays free")
         page.screenshot(path=str(SCREENSHOTS / "letter.png"), full_page=True)
+        seen_letter = page.url
 
         page.get_by_role("link", name="Campaigns", exact=True).click()
         page.get_by_role("link", name="Policy re-statement (demo)").click()
         expect(page.locator("h1 .badge")).to_have_text("completed")
         expect(page.locator("table").last).to_contain_text("All active contacts")
         page.screenshot(path=str(SCREENSHOTS / "campaign.png"), full_page=True)
+        seen_campaign = page.url
 
         page.get_by_role("link", name="Letters", exact=True).click()
         page.get_by_role("link", name="Renewal offer").click()
@@ -111,6 +113,20 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         page.set_viewport_size({"width": 390, "height": 844})
         page.screenshot(path=str(SCREENSHOTS / "contact-phone.png"), full_page=True)
         page.set_viewport_size({"width": 1280, "height": 900})
+
+        # On a phone no admin page is wider than the screen: wide tables scroll inside it,
+        # long values (a Message-ID, an API path) wrap.
+        page.set_viewport_size({"width": 390, "height": 844})
+        nav = page.locator("nav a[href^='/']").evaluate_all("links => links.map(a => a.href)")
+        wide = {}
+        for address in dict.fromkeys([*nav, seen_letter, seen_campaign, url + "api/v1/docs"]):
+            page.goto(address)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > 390:
+                wide[address] = width
+                page.screenshot(path=str(SCREENSHOTS / f"too-wide-{len(wide)}.png"), full_page=True)
+        assert len(nav) >= 10
+        assert wide == {}, f"pages wider than a 390 px phone: {wide}"
 
         # On a phone, an unknown address answers a page, not a server error.
         page.set_viewport_size({"width": 390, "height": 844})

@@ -56,10 +56,12 @@ PAGE = """<!doctype html>
  body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
         padding: 0 1rem; color: #1b1f24; }
  code, pre { font: 13px ui-monospace, monospace; background: #f3f4f6; }
+ code { overflow-wrap: anywhere; }
  pre { padding: .6rem; overflow-x: auto; }
  .op { border-top: 1px solid #d0d7de; padding: .5rem 0; }
  .method { display: inline-block; min-width: 4.5rem; font-weight: bold; }
- table { border-collapse: collapse; } td, th { text-align: left; padding: .15rem .6rem; }
+ table { border-collapse: collapse; display: block; overflow-x: auto; }
+ td, th { text-align: left; padding: .15rem .6rem; }
 </style></head><body>
 <h1>{{ doc.info.title }} <small>{{ doc.info.version }}</small></h1>
 <p>{{ doc.info.description }}</p>
