@@ -19,7 +19,13 @@ from sqlalchemy import func, select
 from campaigns import schema
 from campaigns.accounts import users as accounts
 from campaigns.audience import csvfiles, importer, imports, mappings
-from campaigns.config import SECRET_KEY_FILE, Settings, load_or_create_secret_key, local_url
+from campaigns.config import (
+    OUTBOX_FLAG,
+    SECRET_KEY_FILE,
+    Settings,
+    load_or_create_secret_key,
+    local_url,
+)
 from campaigns.db import Database, utcnow
 from campaigns.delivery.sending import RETURN_PATH_USER
 from campaigns.embedded import demo
@@ -311,7 +317,7 @@ def run(with_demo: bool) -> None:
     if not settings.smtp_url:
         catcher = SMTPCatcher(maildir=settings.outbox_dir).start()
         services.append(catcher)
-        env["SMTP_URL"] = catcher.url
+        env["SMTP_URL"], env[OUTBOX_FLAG] = catcher.url, "1"
         click.echo(f"no SMTP_URL: letters go to the local catcher ({catcher.url}), see Outbox")
     bounce_port = settings.bounces.smtp_port
     if "BOUNCE_SMTP_PORT" not in os.environ and port_open(settings.bounces.smtp_host, bounce_port):

@@ -21,6 +21,8 @@ DEFAULT_DATA_DIR = Path("var")
 # one of them could be forged by anyone, so they are refused wherever a key is read.
 PUBLISHED_SECRETS = frozenset({"dev-only-secret-change-me"})
 SECRET_KEY_FILE = "secret-key"
+# Set by `campaigns run` for its children when it starts the local catcher as SMTP_URL.
+OUTBOX_FLAG = "CAMPAIGNS_SMTP_IS_OUTBOX"
 MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
@@ -50,6 +52,8 @@ class Settings:
     send_rate_per_second: int = 0  # 0: no global rate
     domain_rates: tuple[tuple[str, int], ...] = ()
     cookie_secure: bool = False
+    # SMTP_URL is the local catcher `campaigns run` starts when none is set: the Outbox.
+    smtp_is_outbox: bool = False
     reply_to: str = ""  # where replies to letters go; empty: to the sender
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: workers export no metrics
@@ -155,6 +159,7 @@ class Settings:
             send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 0, low=0, high=1_000_000),
             domain_rates=_domain_rates(env.get("DOMAIN_RATES", "")),
             cookie_secure=public_url.startswith("https://"),
+            smtp_is_outbox=env.get(OUTBOX_FLAG) == "1" and smtp_url is not None,
             reply_to=_reply_to(env.get("REPLY_TO", "")),
             metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "METRICS_PORT", 0, low=0, high=65535),

@@ -48,6 +48,10 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        # The demo's setup is named for what it is: mail to the Outbox, links to this machine.
+        setup = page.locator("#setup li")
+        expect(setup.first).to_contain_text("Letters go to the Outbox on this machine")
+        expect(setup.nth(1)).to_contain_text("which customers cannot open")
         page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
         # The demo campaign is scheduled for now: the scheduler and the worker send it.

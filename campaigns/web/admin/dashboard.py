@@ -6,7 +6,7 @@ from flask import Blueprint, render_template
 
 from campaigns.audience import contacts
 from campaigns.db import utcnow
-from campaigns.delivery import scheduling
+from campaigns.delivery import readiness, scheduling
 from campaigns.embedded import outbox
 from campaigns.models import Role
 from campaigns.tracking import compliance, reports
@@ -29,4 +29,5 @@ def index() -> str:
             watch=compliance.watch(s, sender_domain=settings().sender_domain, now=utcnow()),
             ceiling=compliance.CEILING,
             warn_at=compliance.WARN_AT,
+            gaps=readiness.gaps(settings()),
         )
