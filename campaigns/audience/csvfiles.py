@@ -44,12 +44,24 @@ def inspect(path: Path) -> CsvFormat:
 
 
 def _encoding_and_lines(path: Path) -> tuple[str, int, int]:
-    """UTF-8 (with or without BOM) when every byte decodes as such; else cp1252 or Latin-1."""
+    """UTF-8 (with or without BOM) when every byte decodes as such; UTF-16 after its BOM (what
+    Excel's "Unicode Text" writes); else cp1252 or Latin-1. A file with NUL bytes and no
+    UTF-16 BOM is not text: refused, saying what to do."""
     newlines = size = 0
     utf8 = True
     decoder = codecs.getincrementaldecoder("utf-8")()
     with path.open("rb") as raw:
-        bom = raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+        start = raw.read(BLOCK)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return _utf16(path, start)
+        nul = start.find(b"\0")
+        if nul >= 0:
+            raise ValidationError(
+                f"the file is not text (byte {nul + 1:,} is a NUL byte): save it "
+                "from your spreadsheet as CSV (comma- or semicolon-separated) and upload that",
+                field="file",
+            )
+        bom = start.startswith(codecs.BOM_UTF8)
         raw.seek(0)
         last = b""
         for block in iter(lambda: raw.read(BLOCK), b""):
@@ -74,6 +86,20 @@ def _encoding_and_lines(path: Path) -> tuple[str, int, int]:
     return ("cp1252" if _decodes(path, "cp1252") else "latin-1"), newlines, size
 
 
+def _utf16(path: Path, start: bytes) -> tuple[str, int, int]:
+    """A UTF-16 file's encoding, lines and size; refused if it does not decode as such."""
+    if not _decodes(path, "utf-16"):
+        raise ValidationError("the file starts like UTF-16 text but does not decode as such: "
+                              "save it as CSV (UTF-8) and upload that", field="file")  # fmt: skip
+    newline = "\n".encode("utf-16-le" if start.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+    newlines = size = 0
+    with path.open("rb") as raw:
+        for block in iter(lambda: raw.read(BLOCK), b""):
+            size += len(block)
+            newlines += block.count(newline)  # an estimate, as for every file
+    return "utf-16", max(newlines, 1), size
+
+
 def _decodes(path: Path, encoding: str) -> bool:
     decoder = codecs.getincrementaldecoder(encoding)()
     with path.open("rb") as raw:
@@ -92,7 +118,10 @@ def detect_delimiter(lines: list[str]) -> str:
         lines = lines[:-1]  # a sample cut mid-line would count one field short
     best, best_score = ",", (0, 0)
     for delimiter in DELIMITERS:
-        widths = [len(row) for row in csv.reader(lines, delimiter=delimiter) if row]
+        try:
+            widths = [len(row) for row in csv.reader(lines, delimiter=delimiter) if row]
+        except csv.Error:  # e.g. a value past the field limit: not this delimiter's doing
+            continue
         if not widths or widths[0] < 2:
             continue
         agreeing = sum(1 for width in widths if width == widths[0])
@@ -109,7 +138,7 @@ def header(path: Path, encoding: str, delimiter: str) -> tuple[str, ...]:
         try:
             header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         except csv.Error as exc:
-            raise ValidationError(f"line {reader.line_num}: {exc}", field="file") from None
+            raise _unreadable(reader.line_num, exc) from None
     if header is None:
         raise ValidationError("the file has no header row", field="file")
     names = tuple(cell.strip() for cell in header)
@@ -144,9 +173,7 @@ def rows(path: Path, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise ValidationError(
-                    f"line {reader.line_num}: the file cannot be read as CSV ({exc})", field="file"
-                ) from None
+                raise _unreadable(reader.line_num, exc) from None
             start, line = line, reader.line_num + 1
             if not row or not any(cell.strip() for cell in row):
                 continue
@@ -154,6 +181,28 @@ def rows(path: Path, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]:
                 seen_header = True
                 continue
             yield start, row
+
+
+def _unreadable(line: int, exc: csv.Error) -> ValidationError:
+    """The CSV reader's refusal as a message naming the line and what to look for."""
+    reason = str(exc)
+    if "field larger than field limit" in reason:
+        reason = (f"a value runs past {csv.field_size_limit():,} characters; most often a quote "
+                  '(") opens a value and never closes, so the lines after it become one '
+                  "value")  # fmt: skip
+    return ValidationError(f"line {line}: the file cannot be read as CSV ({reason})", field="file")
+
+
+def unclosed_quote_hint(row: list[str]) -> str:
+    """For a row of the wrong width: a hint when one of its values spans lines (a quote that
+    never closed swallows the lines after it), else ""."""
+    spanned = sum(cell.count("\n") for cell in row)
+    if not spanned:
+        return ""
+    return (
+        f'; a quote (") opens a value that runs over the next {spanned} line'
+        f"{'s' if spanned > 1 else ''}: look for a quote that is never closed"
+    )
 
 
 def neutral(value: str) -> str:

@@ -321,8 +321,9 @@ class _Reader:
               ) -> tuple[str, list[Any], list[Any] | None] | None:  # fmt: skip
         """The row's contact key, contact values and contract values; None when refused."""
         if len(row) != mapper.width:
-            self.spool.add(line, "", "", f"has {len(row)} values where the header has "
-                                         f"{mapper.width} columns")  # fmt: skip
+            values = f"{len(row)} value{'s' * (len(row) != 1)}"
+            self.spool.add(line, "", "", f"has {values} where the header has {mapper.width} "
+                                         f"columns{csvfiles.unclosed_quote_hint(row)}")  # fmt: skip
             tally.rejected += 1
             return None
         contact, contract, errors = mapper.typed(row)

@@ -52,6 +52,50 @@ def test_utf8_with_a_bom_and_each_delimiter_is_detected(tmp_path: Path, delimite
     assert (fmt.encoding, fmt.delimiter, fmt.header) == ("utf-8-sig", delimiter, ("email", "name"))
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_excels_unicode_text_utf16_with_tabs_is_read(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "unicode.txt"
+    bom = "\ufeff".encode(codec)
+    path.write_bytes(bom + "email\tfirst_name\nzoë@example.com\tZoë\nmax@example.com\tMäx\n"
+                     .encode(codec))  # fmt: skip
+    fmt = csvfiles.inspect(path)
+    assert (fmt.encoding, fmt.delimiter, fmt.header) == ("utf-16", "\t", ("email", "first_name"))
+    assert fmt.approx_rows == 2
+    assert list(csvfiles.rows(path, fmt)) == [(2, ["zoë@example.com", "Zoë"]),
+                                              (3, ["max@example.com", "Mäx"])]  # fmt: skip
+
+
+def test_a_binary_file_is_refused_as_not_text_naming_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "photo.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(ValidationError, match=r"^the file is not text \(byte 9 is a NUL byte\)"):
+        csvfiles.inspect(path)
+
+
+def test_a_value_past_the_field_limit_names_its_line_and_the_likely_cause(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("email,first_name\nann@example.com,Ann\nbob@example.com," + "x" * 200_000)
+    fmt = csvfiles.inspect(path)
+    with pytest.raises(ValidationError, match=r"^line 3: .* runs past 131,072 characters; .*quote"):
+        list(csvfiles.rows(path, fmt))
+
+
+def test_a_quote_never_closed_is_named_on_the_row_it_swallows_the_rest_into(
+    db: Database, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "in.csv", 'email,first_name\nann@example.com,Ann\n'
+                 '"bob@example.com,Bob\ncy@example.com,Cy\ndee@example.com,Dee\n')  # fmt: skip
+    job = run(db, new_job(db, tmp_path / "var", path))
+    assert (job.total_rows, job.added, job.rejected) == (2, 1, 1)
+    ((_column, _value, reason),) = _errors(db, job.id)[3]
+    assert reason == (
+        'has 1 value where the header has 2 columns; a quote (") opens a value '
+        "that runs over the next 3 lines: look for a quote that is never closed"
+    )
+
+
 def test_the_check_reports_every_bad_row_and_writes_nothing(db: Database, tmp_path: Path) -> None:
     job_id = new_job(db, tmp_path / "var", write(tmp_path / "in.csv", MALFORMED))
     job = run(db, job_id)
