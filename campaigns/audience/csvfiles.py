@@ -93,11 +93,15 @@ def _utf16(path: Path, start: bytes) -> tuple[str, int, int]:
                               "save it as CSV (UTF-8) and upload that", field="file")  # fmt: skip
     newline = "\n".encode("utf-16-le" if start.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
     newlines = size = 0
+    last = b""
     with path.open("rb") as raw:
-        for block in iter(lambda: raw.read(BLOCK), b""):
+        for block in iter(lambda: raw.read(BLOCK), b""):  # BLOCK is even: no character split
             size += len(block)
             newlines += block.count(newline)  # an estimate, as for every file
-    return "utf-16", max(newlines, 1), size
+            last = block
+    if not last.endswith(newline):
+        newlines += 1  # the last line has no line break
+    return "utf-16", newlines, size
 
 
 def _decodes(path: Path, encoding: str) -> bool:

@@ -61,6 +61,8 @@ def test_excels_unicode_text_utf16_with_tabs_is_read(tmp_path: Path, codec: str)
     fmt = csvfiles.inspect(path)
     assert (fmt.encoding, fmt.delimiter, fmt.header) == ("utf-16", "\t", ("email", "first_name"))
     assert fmt.approx_rows == 2
+    path.write_bytes(path.read_bytes().removesuffix("\n".encode(codec)))  # no last line break
+    assert csvfiles.inspect(path).approx_rows == 2
     assert list(csvfiles.rows(path, fmt)) == [(2, ["zoë@example.com", "Zoë"]),
                                               (3, ["max@example.com", "Mäx"])]  # fmt: skip
 
