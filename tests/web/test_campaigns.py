@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Flask
@@ -89,9 +90,7 @@ def test_a_campaign_can_be_paced_and_a_bad_pace_is_explained(app: Flask, db: Dat
     token = csrf_token(client, "/campaigns/new")
     fields = {"segment_id": segment_id, "letter_version_id": version_id, "csrf_token": token}
     bad = client.post("/campaigns", data={**fields, "name": "Too slow", "rate_per_minute": "-5"})
-    assert "at least 1 letter a minute" in client.get(bad.headers["Location"]).get_data(
-        as_text=True
-    )
+    assert bad.status_code == 400 and "at least 1 letter a minute" in bad.get_data(as_text=True)
     answer = client.post("/campaigns", data={**fields, "name": "Paced", "rate_per_minute": "30"})
     assert "at most 30 letters a minute" in client.get(answer.headers["Location"]).get_data(
         as_text=True
@@ -133,8 +132,7 @@ def test_a_campaign_carries_a_points_grant_shown_on_its_page(app: Flask, db: Dat
     fields = {"segment_id": segment_id, "letter_version_id": version_id,
               "csrf_token": csrf_token(client, "/campaigns/new"), "name": "Gift"}  # fmt: skip
     bad = client.post("/campaigns", data={**fields, "grant_points": "3", "grant_loyal_points": "5"})
-    said = client.get(bad.headers["Location"]).get_data(as_text=True)
-    assert "give both the loyal customers" in said
+    assert bad.status_code == 400 and "give both the loyal customers" in bad.get_data(as_text=True)
     answer = client.post("/campaigns", data={**fields, "grant_points": "3",
                                              "grant_loyal_points": "5", "grant_loyal_years": "5",
                                              "grant_expires_days": "365"})  # fmt: skip
@@ -144,3 +142,54 @@ def test_a_campaign_carries_a_points_grant_shown_on_its_page(app: Flask, db: Dat
     with db.unit_of_work() as s:
         (campaign,) = s.scalars(select(Campaign))
         assert (campaign.grant_points, campaign.grant_loyal_points) == (3, 5)
+
+
+def test_a_refused_campaign_form_comes_back_with_everything_typed(app: Flask, db: Database) -> None:
+    with db.unit_of_work() as s:
+        make_segment(s, name="Everyone")
+        segment_id, version_id = make_segment(s, name="Gold customers").id, make_version(s).id
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    answer = client.post("/campaigns", data={
+        "name": "Spring <offer>", "segment_id": segment_id, "letter_version_id": version_id,
+        "holdout_percent": "60", "priority": "7", "cap_gap_hours": "12", "grant_points": "2",
+        "csrf_token": csrf_token(client, "/campaigns/new"),
+    })  # fmt: skip
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "Campaign not created: the holdout must be between 0 and 50 percent" in page
+    assert 'value="Spring &lt;offer&gt;"' in page
+    assert f'<option value="{segment_id}" selected>Gold customers' in page
+    assert f'<option value="{version_id}" selected' in page
+    for name, value in (("holdout_percent", "60"), ("priority", "7"), ("cap_gap_hours", "12"),
+                        ("grant_points", "2")):  # fmt: skip
+        assert re.search(rf'name="{name}"[^>]*value="{value}"', page), name
+    with db.unit_of_work() as s:
+        assert s.scalars(select(Campaign)).all() == []
+
+
+def test_duplicate_opens_the_form_filled_from_the_campaign(app: Flask, db: Database) -> None:
+    with db.unit_of_work() as s:
+        segment_id, version_id = make_segment(s, name="Gold customers").id, make_version(s).id
+        campaign_id = scheduling.create_campaign(
+            s, "Spring offer", segment_id=segment_id, letter_version_id=version_id,
+            holdout_percent=10, rate_per_minute=120, priority=3, cap_per_week=1,
+            grant=scheduling.Grant(2, loyal_points=5, loyal_years=3, expires_days=90),
+        ).id  # fmt: skip
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    detail = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert f'href="/campaigns/new?from={campaign_id}"' in detail
+    page = client.get(f"/campaigns/new?from={campaign_id}").get_data(as_text=True)
+    assert 'value="Spring offer (copy)"' in page
+    assert f'<option value="{segment_id}" selected>Gold customers' in page
+    filled = {"holdout_percent": "10", "rate_per_minute": "120", "priority": "3",
+              "cap_per_week": "1", "cap_gap_hours": "", "grant_points": "2",
+              "grant_loyal_points": "5", "grant_loyal_years": "3",
+              "grant_expires_days": "90"}  # fmt: skip
+    for name, value in filled.items():
+        assert re.search(rf'name="{name}"[^>]*value="{value}"', page), name
+    viewer = app.test_client()
+    login(viewer, Role.VIEWER)
+    assert "Duplicate" not in viewer.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert viewer.get(f"/campaigns/new?from={campaign_id}").status_code == 403

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,19 +40,38 @@ def campaign_list() -> str:
         return render_template("admin/campaigns.html", campaigns=scheduling.list_campaigns(s))
 
 
+# The new-campaign form's fields, named as the campaign's own columns.
+FORM_FIELDS = ("name", "segment_id", "letter_version_id", "holdout_percent", "rate_per_minute",
+               "priority", "cap_per_week", "cap_gap_hours", "grant_points",
+               "grant_loyal_points", "grant_loyal_years", "grant_expires_days")  # fmt: skip
+
+
 @bp.route("/campaigns/new")
 @requires(Role.EDITOR)
 def campaign_new() -> str:
+    """The form, empty, or filled from another campaign (`?from=ID`: "Duplicate")."""
+    source = request.args.get("from", "")
+    if not source.isdigit():
+        return _campaign_form({})
+    with unit_of_work() as s:
+        campaign = scheduling.get_campaign(s, int(source))
+        values = {name: "" if getattr(campaign, name) is None else str(getattr(campaign, name))
+                  for name in FORM_FIELDS}  # fmt: skip
+        values["name"] = f"{campaign.name} (copy)"[:200]
+    return _campaign_form(values)
+
+
+def _campaign_form(values: Mapping[str, str]) -> str:
     with unit_of_work() as s:
         versions = authoring.list_versions(s)
         return render_template("admin/campaign_new.html", segments=segments.list_segments(s),
-                               versions=versions, caps=settings().caps,
+                               versions=versions, caps=settings().caps, values=values,
                                unusable=approvals.usability(s, versions))  # fmt: skip
 
 
 @bp.route("/campaigns", methods=["POST"])
 @requires(Role.EDITOR)
-def campaign_create() -> Response:
+def campaign_create() -> Response | tuple[str, int]:
     form = request.form
     try:
         with unit_of_work() as s:
@@ -68,8 +87,9 @@ def campaign_create() -> Response:
             )  # fmt: skip
             campaign_id = campaign.id
     except ValidationError as exc:
+        # The form again with what was typed: nothing to enter twice.
         flash(f"Campaign not created: {exc}", "error")
-        return redirect(url_for("campaigns.campaign_new"))
+        return _campaign_form(form), 400
     flash("Campaign created as a draft. Schedule it when it is ready.", "success")
     return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
 
