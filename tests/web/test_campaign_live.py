@@ -55,6 +55,14 @@ def test_the_campaign_page_follows_a_send_to_the_end_without_a_reload(
         expect(page.locator("#forecast")).to_contain_text(
             f"{AUDIENCE} of {AUDIENCE} recipients would get the letter"
         )
+        # On a phone the draft's schedule form wraps instead of widening the page.
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(SCREENSHOTS / "campaign-draft-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        box = page.get_by_label(f"Send to {AUDIENCE} recipients").bounding_box()
+        assert box is not None and box["width"] >= 12  # the confirm box is a box, not a line
+        page.screenshot(path=str(SCREENSHOTS / "campaign-draft.png"), full_page=True)
         page.get_by_label(f"Send to {AUDIENCE} recipients").check()
         page.get_by_role("button", name="Schedule").click()
         expect(page.get_by_role("status")).to_contain_text("Campaign scheduled.")
