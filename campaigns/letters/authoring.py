@@ -40,9 +40,11 @@ _PLACEHOLDER = re.compile(r"xjinja(\d+)x")
 _HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _LINK_CALL = re.compile(r"link_url\((\d+)\)")
-# The preheader: the inbox's preview line, hidden in the letter itself.
+# The preheader: the inbox's preview line, hidden in the letter itself. Hidden by display,
+# height and overflow only: text in a 0 or 1 px font is what spam filters take for hidden
+# words (SpamAssassin's FONT_INVIS_* rules).
 PREHEADER = ('<div data-preheader style="display:none;max-height:0;overflow:hidden;'
-             'mso-hide:all;font-size:1px;line-height:1px">{}</div>')  # fmt: skip
+             'mso-hide:all">{}</div>')  # fmt: skip
 _PREHEADER_DIV = re.compile(r"<div data-preheader[^>]*>.*?</div>", re.DOTALL)
 PIXEL = '<img src="{{ open_pixel_url }}" width="1" height="1" alt="" style="display:block">'
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -400,3 +401,36 @@ def test_premailer_never_runs_per_recipient(
 
     assert result.sent == 20
     assert len(calls) == saved
+
+
+SPAMASSASSIN = "/usr/bin/spamassassin"
+_SCORE = re.compile(r"^\s+\(([-\d.]+) points")
+_RULE = re.compile(r"^\s*(-?[\d.]+)\s+([A-Z0-9_]+)\s", re.M)
+
+
+def test_no_stock_letter_looks_like_spam_to_spamassassin(
+    sqlite_db: Database, settings: Settings, smtp_server: SMTPCatcher, tmp_path: Path
+) -> None:
+    """Every stock letter, as the SMTP server received it, through SpamAssassin's local rules
+    (no network tests): each scores under 1 of the 5 points that make spam, and none hits a
+    rule that scores (only informational ones at 0)."""
+    assert Path(SPAMASSASSIN).exists(), "apt-get install spamassassin"
+    letters = _send_stock_letters(sqlite_db, settings, smtp_server)
+    mbox = tmp_path / "letters.mbox"
+    with mbox.open("wb") as out:
+        for received in smtp_server.wait_for(len(letters)):  # the bytes as they arrived
+            out.write(b"From care@acme.example Sun Jan 31 10:00:00 2027\n")
+            out.write(received.data.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From "))
+            out.write(b"\n")
+    command = [SPAMASSASSIN, "-L", "-t", "--mbox", str(mbox)]  # -L: local rules, no DNS
+    checked = subprocess.run(command, capture_output=True, check=True, timeout=300).stdout.decode()
+    reports = checked.split("Content analysis details:")[1:]
+    assert len(reports) == len(letters)
+    for report in reports:
+        found = _SCORE.match(report)
+        assert found is not None, report[:500]
+        score = float(found.group(1))
+        table = report.split("---- ----------------------", 1)[1].split("\n\n", 1)[0]
+        scoring = {rule: float(points) for points, rule in _RULE.findall(table)
+                   if float(points) > 0}  # fmt: skip
+        assert score < 1.0 and scoring == {}, f"{score} points: {scoring}"
