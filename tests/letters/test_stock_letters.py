@@ -24,7 +24,7 @@ from campaigns.db import Database
 from campaigns.delivery import sending
 from campaigns.delivery.mailer import SMTPMailer
 from campaigns.delivery.tokens import Tokens
-from campaigns.embedded.services import SMTPCatcher
+from campaigns.embedded.services import Received, SMTPCatcher
 from campaigns.letters import authoring, context, rendering, stock
 from campaigns.letters.context import today_in
 from campaigns.models import Delivery, DeliveryState, LetterKind, PointsKind
@@ -411,26 +411,32 @@ _RULE = re.compile(r"^\s*(-?[\d.]+)\s+([A-Z0-9_]+)\s", re.M)
 def test_no_stock_letter_looks_like_spam_to_spamassassin(
     sqlite_db: Database, settings: Settings, smtp_server: SMTPCatcher, tmp_path: Path
 ) -> None:
-    """Every stock letter, as the SMTP server received it, through SpamAssassin's local rules
-    (no network tests): each scores under 1 of the 5 points that make spam, and none hits a
-    rule that scores (only informational ones at 0)."""
-    assert Path(SPAMASSASSIN).exists(), "apt-get install spamassassin"
+    """Every stock letter, as the SMTP server received it, through SpamAssassin's local rules:
+    each scores under 1 of the 5 points that make spam, and none hits a rule that scores."""
     letters = _send_stock_letters(sqlite_db, settings, smtp_server)
-    mbox = tmp_path / "letters.mbox"
+    verdicts = spamassassin(smtp_server.wait_for(len(letters)), tmp_path)
+    assert len(verdicts) == len(letters)
+    for score, scoring in verdicts:
+        assert score < 1.0 and scoring == {}, f"{score} points: {scoring}"
+
+
+def spamassassin(letters: list[Received], folder: Path) -> list[tuple[float, dict[str, float]]]:
+    """Each letter's SpamAssassin score and the rules that scored (local rules only, no DNS)."""
+    assert Path(SPAMASSASSIN).exists(), "apt-get install spamassassin"
+    mbox = folder / "letters.mbox"
     with mbox.open("wb") as out:
-        for received in smtp_server.wait_for(len(letters)):  # the bytes as they arrived
+        for received in letters:  # the bytes as they arrived
             out.write(b"From care@acme.example Sun Jan 31 10:00:00 2027\n")
             out.write(received.data.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From "))
             out.write(b"\n")
-    command = [SPAMASSASSIN, "-L", "-t", "--mbox", str(mbox)]  # -L: local rules, no DNS
+    command = [SPAMASSASSIN, "-L", "-t", "--mbox", str(mbox)]
     checked = subprocess.run(command, capture_output=True, check=True, timeout=300).stdout.decode()
-    reports = checked.split("Content analysis details:")[1:]
-    assert len(reports) == len(letters)
-    for report in reports:
+    verdicts = []
+    for report in checked.split("Content analysis details:")[1:]:
         found = _SCORE.match(report)
         assert found is not None, report[:500]
-        score = float(found.group(1))
         table = report.split("---- ----------------------", 1)[1].split("\n\n", 1)[0]
         scoring = {rule: float(points) for points, rule in _RULE.findall(table)
                    if float(points) > 0}  # fmt: skip
-        assert score < 1.0 and scoring == {}, f"{score} points: {scoring}"
+        verdicts.append((float(found.group(1)), scoring))
+    return verdicts

@@ -8,6 +8,7 @@ from decimal import Decimal
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
+from pathlib import Path
 
 import pytest
 from babel.dates import format_date as babel_date
@@ -33,6 +34,7 @@ from tests.letters.test_stock_letters import (
     _parts,
     _recipient,
     settings,
+    spamassassin,
     sqlite_db,
 )
 
@@ -339,3 +341,13 @@ def test_the_german_renewal_offer_shows_the_discount_only_to_loyal_or_big_custom
     for offer in (loyal, big):
         assert offer.startswith("Premium Support jetzt mit 10 % Rabatt verlängern")
         assert "Treuerabatt (10 %)" in offer and "− 48,00 €" in offer and "432,00 €" in offer
+
+
+def test_no_german_stock_letter_looks_like_spam_to_spamassassin(
+    sqlite_db: Database, settings: Settings, smtp_server: SMTPCatcher, tmp_path: Path
+) -> None:
+    letters = _send(sqlite_db, settings, smtp_server, locale="de")
+    verdicts = spamassassin(smtp_server.wait_for(len(letters)), tmp_path)
+    assert len(verdicts) == len(letters)
+    for score, scoring in verdicts:
+        assert score < 1.0 and scoring == {}, f"{score} points: {scoring}"
