@@ -98,3 +98,19 @@ def test_an_editor_chooses_the_scale_until_the_letter_has_gone_out(
     assert created.status_code == 302
     with db.unit_of_work() as s:
         assert s.scalar(select(Letter.survey_scale).where(Letter.name == "NPS survey")) == "nps"
+
+
+def test_a_refused_new_letter_comes_back_open_with_what_was_typed(app: Flask) -> None:
+    editor = app.test_client()
+    login(editor, Role.EDITOR)
+    fields = {"csrf_token": csrf_token(editor, "/letters"), "name": "Quarterly survey",
+              "kind": "survey", "category": "marketing", "survey_scale": "nps"}  # fmt: skip
+    assert editor.post("/letters", data=fields).status_code == 302
+    again = editor.post("/letters", data=fields)
+    page = again.get_data(as_text=True)
+    assert again.status_code == 400
+    assert "Letter not created: a letter named &#39;Quarterly survey&#39; already exists" in page
+    assert "<details open>" in page and 'value="Quarterly survey"' in page
+    assert "<option selected>survey</option>" in page
+    assert "<option selected>marketing</option>" in page
+    assert '<option value="nps" selected>' in page

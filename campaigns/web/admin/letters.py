@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import (
     Blueprint,
     Response,
@@ -38,15 +40,20 @@ PREVIEW_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src d
 @bp.route("/letters")
 @requires(Role.VIEWER)
 def letter_list() -> str:
+    return _letters_page(None)
+
+
+def _letters_page(values: Mapping[str, str] | None) -> str:
+    """The letters, and the new-letter form (open and filled with `values` after a refusal)."""
     with unit_of_work() as s:
         return render_template("admin/letters.html", letters=authoring.list_letters(s),
                                kinds=list(LetterKind), categories=list(LetterCategory),
-                               scales=SCALES)  # fmt: skip
+                               scales=SCALES, values=values)  # fmt: skip
 
 
 @bp.route("/letters", methods=["POST"])
 @requires(Role.EDITOR)
-def letter_create() -> WerkzeugResponse:
+def letter_create() -> WerkzeugResponse | tuple[str, int]:
     form = request.form
     try:
         with unit_of_work() as s:
@@ -59,7 +66,7 @@ def letter_create() -> WerkzeugResponse:
             letter_id = letter.id
     except (ValidationError, ValueError) as exc:
         flash(f"Letter not created: {exc}", "error")
-        return redirect(url_for("letters.letter_list"))
+        return _letters_page(form), 400
     return redirect(url_for("letters.letter_detail", letter_id=letter_id))
 
 
