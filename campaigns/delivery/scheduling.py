@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -30,27 +31,60 @@ from campaigns.models import (
 from campaigns.models.letters import LetterNeeds
 
 DEFAULT_MAX_LATENESS = timedelta(hours=24)
+# A campaign's points grant, column by column (None throughout: no grant).
+GRANT_COLUMNS = ("grant_points", "grant_loyal_points", "grant_loyal_years", "grant_expires_days")
+
+
+class Choices(TypedDict, total=False):
+    """What a user chooses for a broadcast; everything but the segment and letter is optional."""
+
+    segment_id: Required[int]
+    letter_version_id: Required[int]
+    holdout_percent: int
+    rate_per_minute: int | None
+    priority: int
+    cap_per_week: int | None
+    cap_gap_hours: int | None
+    grant: Grant | None
 
 
 def create_campaign(
-    session: Session,
-    name: str,
-    *,
-    segment_id: int,
-    letter_version_id: int,
-    holdout_percent: int = 0,
-    rate_per_minute: int | None = None,
-    priority: int = 0,
-    cap_per_week: int | None = None,
-    cap_gap_hours: int | None = None,
-    grant: Grant | None = None,
-    created_by_id: int | None = None,
+    session: Session, name: str, *, created_by_id: int | None = None, **choices: Unpack[Choices]
 ) -> Campaign:
     """Create a draft broadcast of one letter version to one segment (optionally paced).
 
     Who wins a slot the frequency caps contest is decided by the letter's kind first (legal
     > renewal/expiry > welcome > other), then by `priority` (higher first).
     """
+    columns = _checked(session, name, **choices)
+    campaign = Campaign(**columns, created_by_id=created_by_id, status=CampaignStatus.DRAFT)
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def update_draft(
+    session: Session, campaign_id: int, name: str, **choices: Unpack[Choices]
+) -> Campaign:
+    """Change everything a draft was created with, checked as at creation.
+
+    Only a draft: once scheduled its audience may already be in the ledger. A compare-and-set
+    on the status makes an edit that races a scheduling lose cleanly (InvalidTransition).
+    """
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status != CampaignStatus.DRAFT:
+        raise InvalidTransition(f"a {campaign.status} campaign cannot be edited; duplicate it "
+                                "to send it again changed")  # fmt: skip
+    return _set_if(session, campaign, CampaignStatus.DRAFT, _checked(session, name, **choices))
+
+
+def _checked(
+    session: Session, name: str, *, segment_id: int, letter_version_id: int,
+    holdout_percent: int = 0, rate_per_minute: int | None = None, priority: int = 0,
+    cap_per_week: int | None = None, cap_gap_hours: int | None = None,
+    grant: Grant | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A campaign's columns from what a user chose, each checked; the first refusal raises."""
     if not name.strip():
         raise ValidationError("a campaign needs a name", field="name")
     if not 0 <= holdout_percent <= 50:
@@ -71,17 +105,12 @@ def create_campaign(
     version = authoring.get_version(session, letter_version_id)
     approvals.check_usable(version)
     check_pairing(segments.get_segment(session, segment_id), version)
-    campaign = Campaign(
-        name=name.strip(), segment_id=segment_id, letter_version_id=letter_version_id,
-        holdout_percent=holdout_percent, rate_per_minute=rate_per_minute, priority=priority,
-        cap_per_week=cap_per_week, cap_gap_hours=cap_gap_hours,
-        **(grant.columns() if grant is not None else {}),
-        created_by_id=created_by_id,
-        status=CampaignStatus.DRAFT,
-    )  # fmt: skip
-    session.add(campaign)
-    session.flush()
-    return campaign
+    return {
+        "name": name.strip(), "segment_id": segment_id, "letter_version_id": letter_version_id,
+        "holdout_percent": holdout_percent, "rate_per_minute": rate_per_minute,
+        "priority": priority, "cap_per_week": cap_per_week, "cap_gap_hours": cap_gap_hours,
+        **(grant.columns() if grant is not None else dict.fromkeys(GRANT_COLUMNS)),
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -115,9 +144,8 @@ class Grant:
                                   field="grant_expires_days")  # fmt: skip
 
     def columns(self) -> dict[str, int | None]:
-        return {"grant_points": self.points, "grant_loyal_points": self.loyal_points,
-                "grant_loyal_years": self.loyal_years,
-                "grant_expires_days": self.expires_days}  # fmt: skip
+        values = (self.points, self.loyal_points, self.loyal_years, self.expires_days)
+        return dict(zip(GRANT_COLUMNS, values, strict=True))
 
     def describe(self) -> str:
         """ "3 points (5 for customers of 5 years or more), expiring 365 days after the letter"."""
@@ -171,10 +199,17 @@ def _move(
     current = CampaignStatus(campaign.status)
     if to not in CAMPAIGN_TRANSITIONS[current]:
         raise InvalidTransition(f"a {current} campaign cannot become {to}")
-    values: dict[str, object] = {"status": to, "status_reason": reason}
+    return _set_if(session, campaign, current, {"status": to, "status_reason": reason})
+
+
+def _set_if(
+    session: Session, campaign: Campaign, status: CampaignStatus, values: dict[str, Any]
+) -> Campaign:
+    """Write `values` only if the campaign is still in `status` (a compare-and-set); a
+    campaign that moved meanwhile raises InvalidTransition."""
     result = session.execute(
         update(Campaign)
-        .where(Campaign.id == campaign.id, Campaign.status == current)
+        .where(Campaign.id == campaign.id, Campaign.status == status)
         .values(**values)
         .execution_options(synchronize_session=False)
     )

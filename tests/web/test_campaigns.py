@@ -193,3 +193,46 @@ def test_duplicate_opens_the_form_filled_from_the_campaign(app: Flask, db: Datab
     login(viewer, Role.VIEWER)
     assert "Duplicate" not in viewer.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
     assert viewer.get(f"/campaigns/new?from={campaign_id}").status_code == 403
+
+
+def test_a_draft_is_edited_through_its_form_and_a_scheduled_one_is_not(
+    app: Flask, db: Database
+) -> None:
+    with db.unit_of_work() as s:
+        everyone = make_segment(s).id
+        gold, version_id = make_segment(s, name="Gold customers").id, make_version(s).id
+        campaign_id = scheduling.create_campaign(
+            s, "Spring offer", segment_id=everyone, letter_version_id=version_id,
+            grant=scheduling.Grant(2),
+        ).id  # fmt: skip
+    client = app.test_client()
+    login(client, Role.EDITOR)
+    assert f'href="/campaigns/{campaign_id}/edit"' in client.get(f"/campaigns/{campaign_id}").text
+    form = client.get(f"/campaigns/{campaign_id}/edit").text
+    assert "<h1>Edit draft</h1>" in form and 'value="Spring offer"' in form
+    assert re.search(r'name="grant_points"[^>]*value="2"', form)
+    fields = {"name": "Spring offer to gold", "segment_id": gold, "letter_version_id": version_id,
+              "holdout_percent": "10", "priority": "2", "grant_points": "",
+              "csrf_token": csrf_token(client, f"/campaigns/{campaign_id}/edit")}  # fmt: skip
+    refused = client.post(f"/campaigns/{campaign_id}/edit", data={**fields, "priority": "900"})
+    assert refused.status_code == 400
+    assert "Not saved: the priority must be between -100 and 100" in refused.text
+    assert 'value="Spring offer to gold"' in refused.text  # kept as typed
+    saved = client.post(f"/campaigns/{campaign_id}/edit", data=fields)
+    assert "Draft saved." in client.get(saved.headers["Location"]).text
+    with db.unit_of_work() as s:
+        campaign = s.get_one(Campaign, campaign_id)
+        assert (campaign.name, campaign.segment_id, campaign.holdout_percent) == (
+            "Spring offer to gold", gold, 10)  # fmt: skip
+        assert (campaign.priority, campaign.grant_points) == (2, None)  # the grant removed
+        scheduling.schedule(s, campaign_id, send_at=utcnow())
+    page = client.get(f"/campaigns/{campaign_id}").text
+    assert f'href="/campaigns/{campaign_id}/edit"' not in page
+    late = client.post(f"/campaigns/{campaign_id}/edit", data={**fields, "name": "Too late"})
+    assert "Not saved: a scheduled campaign cannot be edited" in client.get(
+        late.headers["Location"]).text  # fmt: skip
+    with db.unit_of_work() as s:
+        assert s.get_one(Campaign, campaign_id).name == "Spring offer to gold"
+    viewer = app.test_client()
+    login(viewer, Role.VIEWER)
+    assert viewer.get(f"/campaigns/{campaign_id}/edit").status_code == 403

@@ -53,19 +53,32 @@ def campaign_new() -> str:
     source = request.args.get("from", "")
     if not source.isdigit():
         return _campaign_form({})
-    with unit_of_work() as s:
-        campaign = scheduling.get_campaign(s, int(source))
-        values = {name: "" if getattr(campaign, name) is None else str(getattr(campaign, name))
-                  for name in FORM_FIELDS}  # fmt: skip
-        values["name"] = f"{campaign.name} (copy)"[:200]
+    values = _values_of(int(source))
+    values["name"] = f"{values['name']} (copy)"[:200]
     return _campaign_form(values)
 
 
-def _campaign_form(values: Mapping[str, str]) -> str:
+@bp.route("/campaigns/<int:campaign_id>/edit")
+@requires(Role.EDITOR)
+def campaign_edit(campaign_id: int) -> str:
+    """A draft's form, filled with what it was created with."""
+    return _campaign_form(_values_of(campaign_id), campaign_id=campaign_id)
+
+
+def _values_of(campaign_id: int) -> dict[str, str]:
+    """A campaign's choices as the form's fields hold them."""
+    with unit_of_work() as s:
+        campaign = scheduling.get_campaign(s, campaign_id)
+        return {name: "" if getattr(campaign, name) is None else str(getattr(campaign, name))
+                for name in FORM_FIELDS}  # fmt: skip
+
+
+def _campaign_form(values: Mapping[str, str], *, campaign_id: int | None = None) -> str:
     with unit_of_work() as s:
         versions = authoring.list_versions(s)
         return render_template("admin/campaign_new.html", segments=segments.list_segments(s),
                                versions=versions, caps=settings().caps, values=values,
+                               campaign_id=campaign_id,
                                unusable=approvals.usability(s, versions))  # fmt: skip
 
 
@@ -75,17 +88,9 @@ def campaign_create() -> Response | tuple[str, int]:
     form = request.form
     try:
         with unit_of_work() as s:
-            campaign = scheduling.create_campaign(
-                s, form.get("name", ""), segment_id=_int(form, "segment_id"),
-                letter_version_id=_int(form, "letter_version_id"),
-                holdout_percent=_int(form, "holdout_percent", default=0),
-                rate_per_minute=_int(form, "rate_per_minute", default=0) or None,
-                priority=_int(form, "priority", default=0),
-                cap_per_week=_optional(form, "cap_per_week"),
-                cap_gap_hours=_optional(form, "cap_gap_hours"),
-                grant=_grant(form), created_by_id=g.user["id"],
-            )  # fmt: skip
-            campaign_id = campaign.id
+            campaign_id = scheduling.create_campaign(
+                s, form.get("name", ""), **_choices(form), created_by_id=g.user["id"]
+            ).id
     except ValidationError as exc:
         # The form again with what was typed: nothing to enter twice.
         flash(f"Campaign not created: {exc}", "error")
@@ -94,7 +99,38 @@ def campaign_create() -> Response | tuple[str, int]:
     return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
 
 
-def _grant(form: dict[str, str]) -> scheduling.Grant | None:
+@bp.route("/campaigns/<int:campaign_id>/edit", methods=["POST"])
+@requires(Role.EDITOR)
+def campaign_update(campaign_id: int) -> Response | tuple[str, int]:
+    form = request.form
+    try:
+        with unit_of_work() as s:
+            scheduling.update_draft(s, campaign_id, form.get("name", ""), **_choices(form))
+    except InvalidTransition as exc:
+        flash(f"Not saved: {exc}", "error")
+        return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+    except ValidationError as exc:
+        flash(f"Not saved: {exc}", "error")
+        return _campaign_form(form, campaign_id=campaign_id), 400
+    flash("Draft saved.", "success")
+    return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
+
+
+def _choices(form: Mapping[str, str]) -> dict[str, Any]:
+    """The form's choices as create_campaign and update_draft take them."""
+    return {
+        "segment_id": _int(form, "segment_id"),
+        "letter_version_id": _int(form, "letter_version_id"),
+        "holdout_percent": _int(form, "holdout_percent", default=0),
+        "rate_per_minute": _int(form, "rate_per_minute", default=0) or None,
+        "priority": _int(form, "priority", default=0),
+        "cap_per_week": _optional(form, "cap_per_week"),
+        "cap_gap_hours": _optional(form, "cap_gap_hours"),
+        "grant": _grant(form),
+    }
+
+
+def _grant(form: Mapping[str, str]) -> scheduling.Grant | None:
     """The points the campaign's letters give (none when "points to each" is empty)."""
     points = _optional(form, "grant_points")
     if points is None:
@@ -106,12 +142,12 @@ def _grant(form: dict[str, str]) -> scheduling.Grant | None:
     )  # fmt: skip
 
 
-def _optional(form: dict[str, str], name: str) -> int | None:
+def _optional(form: Mapping[str, str], name: str) -> int | None:
     """A number the form may leave empty (None: the settings' value)."""
     return None if form.get(name, "").strip() == "" else _int(form, name)
 
 
-def _int(form: dict[str, str], name: str, *, default: int | None = None) -> int:
+def _int(form: Mapping[str, str], name: str, *, default: int | None = None) -> int:
     raw = form.get(name, "")
     if raw == "" and default is not None:
         return default
