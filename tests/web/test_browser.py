@@ -69,10 +69,14 @@ def test_the_run_command_brings_up_the_admin_and_the_demo_letters_reach_the_outb
         page.screenshot(path=str(SCREENSHOTS / "outbox-phone.png"), full_page=True)
         page.set_viewport_size({"width": 1280, "height": 900})
 
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
         page.locator("tbody tr a", has_text="Our support terms").first.click()
         expect(page.locator("dl.facts")).to_contain_text("Message-ID")
         frame = page.frame_locator("iframe.preview")
         expect(frame.locator("body")).to_contain_text("Email support stays free")
+        assert frame.locator("img[src*='/o/']").count() == 0  # the open pixel is left out
+        assert console == []  # nothing the preview's CSP had to refuse
         page.screenshot(path=str(SCREENSHOTS / "letter.png"), full_page=True)
         seen_letter = page.url
 

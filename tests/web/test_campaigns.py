@@ -228,6 +228,10 @@ def test_a_draft_is_edited_through_its_form_and_a_scheduled_one_is_not(
         scheduling.schedule(s, campaign_id, send_at=utcnow())
     page = client.get(f"/campaigns/{campaign_id}").text
     assert f'href="/campaigns/{campaign_id}/edit"' not in page
+    opened = client.get(f"/campaigns/{campaign_id}/edit")
+    assert opened.status_code == 302
+    assert "Only a draft can be edited, and this campaign is scheduled" in client.get(
+        opened.headers["Location"]).text  # fmt: skip
     late = client.post(f"/campaigns/{campaign_id}/edit", data={**fields, "name": "Too late"})
     assert "Not saved: a scheduled campaign cannot be edited" in client.get(
         late.headers["Location"]).text  # fmt: skip

@@ -60,8 +60,14 @@ def campaign_new() -> str:
 
 @bp.route("/campaigns/<int:campaign_id>/edit")
 @requires(Role.EDITOR)
-def campaign_edit(campaign_id: int) -> str:
-    """A draft's form, filled with what it was created with."""
+def campaign_edit(campaign_id: int) -> str | Response:
+    """A draft's form, filled with what it was created with (other campaigns: their page)."""
+    with unit_of_work() as s:
+        status = scheduling.get_campaign(s, campaign_id).status
+    if status != CampaignStatus.DRAFT:
+        flash(f"Only a draft can be edited, and this campaign is {status}: duplicate it to "
+              "send it again changed.", "error")  # fmt: skip
+        return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
     return _campaign_form(_values_of(campaign_id), campaign_id=campaign_id)
 
 
