@@ -53,7 +53,7 @@ def campaign_new() -> str:
     source = request.args.get("from", "")
     if not source.isdigit():
         return _campaign_form({})
-    values = _values_of(int(source))
+    _status, values = _campaign_of(int(source))
     values["name"] = f"{values['name']} (copy)"[:200]
     return _campaign_form(values)
 
@@ -62,21 +62,21 @@ def campaign_new() -> str:
 @requires(Role.EDITOR)
 def campaign_edit(campaign_id: int) -> str | Response:
     """A draft's form, filled with what it was created with (other campaigns: their page)."""
-    with unit_of_work() as s:
-        status = scheduling.get_campaign(s, campaign_id).status
+    status, values = _campaign_of(campaign_id)
     if status != CampaignStatus.DRAFT:
         flash(f"Only a draft can be edited, and this campaign is {status}: duplicate it to "
               "send it again changed.", "error")  # fmt: skip
         return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id))
-    return _campaign_form(_values_of(campaign_id), campaign_id=campaign_id)
+    return _campaign_form(values, campaign_id=campaign_id)
 
 
-def _values_of(campaign_id: int) -> dict[str, str]:
-    """A campaign's choices as the form's fields hold them."""
+def _campaign_of(campaign_id: int) -> tuple[str, dict[str, str]]:
+    """A campaign's status, and its choices as the form's fields hold them."""
     with unit_of_work() as s:
         campaign = scheduling.get_campaign(s, campaign_id)
-        return {name: "" if getattr(campaign, name) is None else str(getattr(campaign, name))
-                for name in FORM_FIELDS}  # fmt: skip
+        values = {name: "" if getattr(campaign, name) is None else str(getattr(campaign, name))
+                  for name in FORM_FIELDS}  # fmt: skip
+        return campaign.status, values
 
 
 def _campaign_form(values: Mapping[str, str], *, campaign_id: int | None = None) -> str:
